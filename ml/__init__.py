@@ -1,0 +1,1 @@
+"""Trellis ML core: model hosting, inference and fine-tuning. Never imports Django."""

@@ -1,0 +1,131 @@
+"""Model artifacts on disk: a directory with weights (safetensors) and ``manifest.json``.
+
+The manifest says what the directory holds so the registry can load it without guessing:
+which loader (``kind``), the base model, task, labels, the hash of the training data,
+evaluation metrics, when it was made and from which parent version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "manifest.json"
+
+# kind -> what the directory holds; the registry maps each to a loader.
+KINDS = (
+    "sentence-transformer",  # a SentenceTransformer folder (embedder)
+    "hf-classifier",  # AutoModelForSequenceClassification folder (full fine-tune)
+    "lora-classifier",  # peft adapter + head on top of ``base_model``
+    "fewshot-classifier",  # linear head on frozen embeddings (head.safetensors)
+    "zeroshot-classifier",  # label descriptions only, scored by embedding similarity
+    "causal-lm",  # AutoModelForCausalLM folder (chat LM)
+    "lora-causal-lm",  # peft adapter on top of a causal-lm ``base_model``
+    "spacy",  # a spaCy pipeline folder (entities)
+)
+
+
+class ArtifactError(Exception):
+    """An artifact is missing, incomplete or unreadable."""
+
+
+@dataclass
+class Manifest:
+    """What an artifact directory holds.
+
+    Attributes:
+        role: registry role (``embedder``, ``chat-lm``, ``intent``, ``sentiment``, ``ner``).
+        kind: one of KINDS; picks the loader.
+        version: unique id of this artifact within its role.
+        base_model: path or name of the model it starts from.
+        task: free text, e.g. ``text-classification``.
+        labels: class labels in head order (classifiers).
+        data_hash: sha256 of the training data, "" for bundled defaults.
+        metrics: evaluation figures (accuracy, macro_f1, ...).
+        created_at: ISO-8601 UTC timestamp.
+        parent_version: the version this one was trained from, if any.
+        extra: loader-specific settings (label descriptions, LoRA config, ...).
+    """
+
+    role: str
+    kind: str
+    version: str
+    base_model: str = ""
+    task: str = ""
+    labels: list[str] = field(default_factory=list)
+    data_hash: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    parent_version: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        known = {f for f in cls.__dataclass_fields__}
+        missing = {"role", "kind", "version"} - data.keys()
+        if missing:
+            raise ArtifactError(f"manifest lacks {sorted(missing)}")
+        if data["kind"] not in KINDS:
+            raise ArtifactError(f"unknown artifact kind {data['kind']!r}")
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def write_manifest(directory: Path, manifest: Manifest) -> Path:
+    """Writes ``manifest.json`` atomically (temp file + rename).
+
+    Args:
+        directory: the artifact directory (created if needed).
+        manifest: what to write.
+
+    Returns:
+        The manifest path.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / MANIFEST
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".manifest-", suffix=".json")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(manifest.to_dict(), fh, indent=2, sort_keys=True)
+    os.replace(tmp, target)
+    return target
+
+
+def read_manifest(directory: Path) -> Manifest:
+    """Reads and checks ``manifest.json``.
+
+    Raises:
+        ArtifactError: the directory or manifest is missing or malformed.
+    """
+    path = Path(directory) / MANIFEST
+    if not path.is_file():
+        raise ArtifactError(f"no manifest at {path}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"unreadable manifest {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ArtifactError(f"manifest {path} is not an object")
+    return Manifest.from_dict(data)
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def new_version_id(role: str) -> str:
+    """A sortable, unique version id such as ``sentiment-20261122T053000-3f9a``."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    return f"{role}-{stamp}-{os.urandom(2).hex()}"
