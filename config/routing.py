@@ -1,0 +1,6 @@
+"""Every app's WebSocket routes, in one list."""
+
+from apps.core.routing import websocket_urlpatterns as core_ws
+from apps.mlops.routing import websocket_urlpatterns as mlops_ws
+
+websocket_urlpatterns = [*core_ws, *mlops_ws]
