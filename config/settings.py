@@ -237,3 +237,10 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 SERVER_NAME = env.str("TRELLIS_SERVER_NAME", default=os.uname().nodename + f":{os.getpid()}")
+
+# Serve static files straight from the finders in the embedded default (no collectstatic
+# step); production serves the collected, hashed, compressed copies.
+WHITENOISE_USE_FINDERS = not PRODUCTION
+
+# Management commands that load each app's demo data into the embedded default (`make run`).
+TRELLIS_DEMO_COMMANDS: list[list[str]] = [["create_demo_users"]]

@@ -105,6 +105,7 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> None:
         tokenizer.add_bos_token = False  # the chat template writes <|im_start|> itself
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}-"))
     try:
+        staging.chmod(0o755)  # mkdtemp makes it owner-only; workers may run as other users
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
         publish_dir(staging, out_dir)
@@ -119,7 +120,8 @@ class GenerationStats:
 
     Attributes:
         prompt_tokens: tokens of the rendered prompt.
-        tokens: tokens generated (including one after a stop/cancel was noticed).
+        tokens: tokens generated so far (updated live by the worker; a stop or cancel
+            costs at most one token more).
         queued_s: seconds spent waiting at the gate.
         first_piece_s: seconds from the call to the first yielded text (None if none).
         total_s: seconds from the call to the end of the stream.
@@ -141,15 +143,23 @@ class GenerationStats:
 
 
 class _StopWhenSet(StoppingCriteria):
-    """Stops generation once ``event`` is set; counts generated tokens on the way."""
+    """Stops generation once ``event`` is set; counts generated tokens into ``stats``.
 
-    def __init__(self, event: threading.Event, prompt_len: int) -> None:
+    Called by ``generate`` after every new token, so a set event costs at most one more
+    forward pass.
+    """
+
+    def __init__(self, event: threading.Event, prompt_len: int, stats: GenerationStats) -> None:
         self.event = event
         self.prompt_len = prompt_len
-        self.generated = 0
+        self.stats = stats
+
+    @property
+    def generated(self) -> int:
+        return self.stats.tokens
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
-        self.generated = input_ids.shape[1] - self.prompt_len
+        self.stats.tokens = input_ids.shape[1] - self.prompt_len  # live: readable mid-stream
         flag = self.event.is_set()
         return torch.full((input_ids.shape[0],), flag, dtype=torch.bool, device=input_ids.device)
 
@@ -298,7 +308,7 @@ class ChatLM:
         await self.gate.acquire(on_queued)
         stats.queued_s = time.perf_counter() - started
         cancel = threading.Event()
-        criterion = _StopWhenSet(cancel, len(ids))
+        criterion = _StopWhenSet(cancel, len(ids), stats)
         failure: list[BaseException] = []
         try:
             streamer = _Streamer(self.tokenizer, cancel)
@@ -337,13 +347,15 @@ class ChatLM:
                 if stats.first_piece_s is None:
                     stats.first_piece_s = time.perf_counter() - started
                 yield pending
+            # The text is all out; wait the last step (at most one token) so that, once the
+            # stream ends, the gate slot is free and the token count is final.
+            await asyncio.to_thread(thread.join)
         finally:
             cancel.set()  # consumer gone (closed, cancelled, error) or done: stop the worker
             if not finished:
                 stats.finish_reason = "cancelled"
             elif not stats.finish_reason:
                 stats.finish_reason = "length" if criterion.generated >= max_new_tokens else "eos"
-            stats.tokens = criterion.generated
             stats.total_s = time.perf_counter() - started
             self._record(stats)
 

@@ -38,9 +38,13 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
         await self.on_connected()
 
     async def _has_role(self, user: Any) -> bool:
+        return await self._has_role_for(user, self.roles)
+
+    @staticmethod
+    async def _has_role_for(user: Any, roles: tuple[str, ...]) -> bool:
         from channels.db import database_sync_to_async
 
-        return await database_sync_to_async(user_has_role)(user, self.roles)
+        return await database_sync_to_async(user_has_role)(user, roles)
 
     async def on_connected(self) -> None:
         """Hook for subclasses: join groups, send a greeting."""
@@ -72,7 +76,7 @@ class PingConsumer(JsonConsumer):
 
     ``{"type": "ping"}`` -> ``pong``; ``{"type": "echo", "text": ...}`` -> the same text;
     messages group-sent to ``ping`` (from any server sharing the channel layer) arrive as
-    ``{"type": "broadcast", ...}``.
+    ``{"type": "broadcast", ...}``; an admin's ``{"type": "broadcast", "text": ...}`` sends one.
     """
 
     group = "ping"
@@ -91,8 +95,20 @@ class PingConsumer(JsonConsumer):
             await self.send_json({"type": "pong", "server": settings.SERVER_NAME})
         elif kind == "echo":
             await self.send_json({"type": "echo", "text": str(content.get("text", ""))})
+        elif kind == "broadcast":
+            if not await self._has_role_admin():
+                await self.send_error("forbidden", "Only admins may broadcast.")
+                return
+            await self.channel_layer.group_send(
+                self.group, {"type": "ping.broadcast", "text": str(content.get("text", "")),
+                             "origin": settings.SERVER_NAME})
         else:
             await self.send_error("unknown_type", f"Unknown message type {kind!r}.")
+
+    async def _has_role_admin(self) -> bool:
+        from apps.accounts.roles import Role
+
+        return await self._has_role_for(self.scope["user"], (Role.ADMIN,))
 
     async def ping_broadcast(self, event: dict[str, Any]) -> None:
         await self.send_json({"type": "broadcast", "text": event.get("text", ""), "origin": event.get("origin")})

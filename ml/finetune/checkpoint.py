@@ -10,6 +10,7 @@ state no longer refers to it.
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import shutil
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 
 STATE = "state.pt"
+log = logging.getLogger(__name__)
 
 
 def _atomic_save(obj: Any, target: Path) -> None:
@@ -129,3 +131,47 @@ def load_state(directory: Path) -> dict[str, Any] | None:
 def clear(directory: Path) -> None:
     """Deletes a checkpoint directory after its run finished."""
     shutil.rmtree(directory, ignore_errors=True)
+
+
+def save_training(directory: Path, fingerprint: dict[str, Any], model: torch.nn.Module,
+                  optimizer: torch.optim.Optimizer, scheduler: Any, run: dict[str, Any]) -> Path:
+    """Checkpoints a training run: trainable weights, optimizer, scheduler, RNG, position.
+
+    Args:
+        directory: the checkpoint directory.
+        fingerprint: the run's arguments; a resume must present the same.
+        model: the model being trained.
+        optimizer: its optimizer.
+        scheduler: its learning-rate scheduler.
+        run: counters, history and best score (picklable).
+
+    Returns:
+        The path of ``state.pt``.
+    """
+    return save_state(directory, {
+        "fingerprint": fingerprint, "model": trainable_state(model),
+        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+        "rng": capture_rng(), "run": run, "best_file": run.get("best_file")})
+
+
+def resume_training(directory: Path, fingerprint: dict[str, Any], model: torch.nn.Module,
+                    optimizer: torch.optim.Optimizer, scheduler: Any) -> dict[str, Any] | None:
+    """Restores the last checkpoint of the same run into model, optimizer and scheduler.
+
+    A checkpoint of other arguments (other data, labels, method...) is deleted instead.
+
+    Returns:
+        The saved ``run`` dict, or None when there was nothing to resume.
+    """
+    saved = load_state(directory)
+    if saved is None:
+        return None
+    if saved.get("fingerprint") != fingerprint:
+        log.warning("checkpoint in %s is from different arguments; starting afresh", directory)
+        clear(directory)
+        return None
+    load_trainable_state(model, saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    restore_rng(saved["rng"])
+    return saved["run"]

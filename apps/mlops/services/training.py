@@ -1,0 +1,259 @@
+"""Training jobs: create (validated, idempotent), run (resumable), cancel, requeue.
+
+A job runs in a Celery task with ``acks_late``: if its worker dies, the broker hands the
+task to another worker and ``training_job_run`` resumes from the last checkpoint (the
+fine-tuning code checkpoints every epoch and every N steps). After ``MAX_ATTEMPTS`` the
+job ends FAILED with the reason. A job makes at most one ModelVersion (one-to-one).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from apps.mlops.models import TRAINABLE_ROLES, Dataset, DatasetTask, ModelVersion, TrainingJob
+from apps.mlops.services.job_progress import JobReporter, job_broadcast
+from apps.mlops.services.versions import HELD_OUT_FILE
+from ml.artifacts import ArtifactError, read_manifest
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3
+HEARTBEAT_STALE = timedelta(minutes=3)  # a running job silent this long lost its worker
+QUEUED_STALE = timedelta(minutes=10)  # a queued job untouched this long lost its message
+
+# name -> (type, min, max); every other key is refused.
+PARAM_LIMITS: dict[str, tuple[type, float, float]] = {
+    "epochs": (int, 1, 50),
+    "learning_rate": (float, 1e-6, 1e-2),
+    "batch_size": (int, 1, 256),
+    "max_length": (int, 8, 512),
+    "max_train_rows": (int, 10, 10_000_000),
+    "max_steps": (int, 1, 1_000_000),
+    "seed": (int, 0, 2**31 - 1),
+    "early_stopping_patience": (int, 1, 50),
+    "checkpoint_every_steps": (int, 0, 1_000_000),
+}
+BOOLEAN_PARAMS = {"allow_new_labels"}
+
+
+def _clean_params(params: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(params) - set(PARAM_LIMITS) - BOOLEAN_PARAMS
+    if unknown:
+        raise ValidationError(f"unknown parameters: {sorted(unknown)}")
+    clean: dict[str, Any] = {}
+    for key, value in params.items():
+        if value is None or value == "":
+            continue
+        if key in BOOLEAN_PARAMS:
+            clean[key] = bool(value)
+            continue
+        kind, low, high = PARAM_LIMITS[key]
+        try:
+            number = kind(value)
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(f"{key} must be a {kind.__name__}, not {value!r}") from exc
+        if not low <= number <= high:
+            raise ValidationError(f"{key} must be between {low} and {high}, not {number}")
+        clean[key] = number
+    return clean
+
+
+def _active(role: str) -> ModelVersion | None:
+    return ModelVersion.objects.filter(role=role, status=ModelVersion.Status.ACTIVE).first()
+
+
+def training_job_create(
+    *, dataset: Dataset, method: str, params: dict[str, Any], user: Any, idempotency_key: str | None = None
+) -> TrainingJob:
+    """Validates and queues a fine-tuning job; the same ``idempotency_key`` returns the same job."""
+    if idempotency_key:
+        existing = TrainingJob.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return existing
+    if dataset.role not in TRAINABLE_ROLES:
+        raise ValidationError(f"role {dataset.role!r} cannot be fine-tuned")
+    if method not in TrainingJob.Method.values:
+        raise ValidationError(f"method must be one of {TrainingJob.Method.values}, not {method!r}")
+    if dataset.task == DatasetTask.CHAT_TRANSCRIPTS and method != TrainingJob.Method.LORA:
+        raise ValidationError("the chat LM is tuned with LoRA only")
+    clean = _clean_params(params)
+    active = _active(dataset.role)
+    if (dataset.task == DatasetTask.TEXT_CLASSIFICATION and active is not None and active.labels
+            and not clean.get("allow_new_labels") and set(active.labels) != set(dataset.label_counts)):
+        raise ValidationError(
+            f"the dataset's labels {sorted(dataset.label_counts)} differ from the active {dataset.role} "
+            f"model's {sorted(active.labels)}; fix the data or start the job with allow_new_labels"
+        )
+    job = TrainingJob.objects.create(
+        dataset=dataset, role=dataset.role, method=method, params=clean,
+        idempotency_key=idempotency_key or None, created_by=user,
+    )
+    transaction.on_commit(lambda: training_job_enqueue(job.pk))
+    return job
+
+
+def training_job_enqueue(job_id: int) -> None:
+    from apps.mlops.tasks import training_job_run_task
+
+    result = training_job_run_task.delay(job_id)
+    TrainingJob.objects.filter(pk=job_id).update(celery_task_id=result.id or "")
+
+
+def _claim(job_id: int) -> TrainingJob | None:
+    """Marks the job RUNNING for this attempt, or returns None when there is nothing to do."""
+    now = timezone.now()
+    with transaction.atomic():
+        job = TrainingJob.objects.select_for_update().select_related("dataset").get(pk=job_id)
+        if job.is_finished:
+            return None
+        if job.status == TrainingJob.Status.CANCELLING:
+            job.status, job.finished_at = TrainingJob.Status.CANCELLED, now
+            job.save(update_fields=["status", "finished_at", "updated_at"])
+            return None
+        if (job.status == TrainingJob.Status.RUNNING and job.heartbeat_at
+                and now - job.heartbeat_at < HEARTBEAT_STALE):
+            log.warning("job %s is running elsewhere (heartbeat %s); not starting twice", job_id, job.heartbeat_at)
+            return None
+        if job.attempts >= MAX_ATTEMPTS:
+            job.status, job.finished_at = TrainingJob.Status.FAILED, now
+            job.error = f"gave up after {job.attempts} attempts: the worker running it stopped each time"
+            job.save(update_fields=["status", "finished_at", "error", "updated_at"])
+            return None
+        job.attempts += 1
+        job.status = TrainingJob.Status.RUNNING
+        job.started_at = job.started_at or now
+        job.heartbeat_at = now
+        job.error = ""
+        job.save(update_fields=["attempts", "status", "started_at", "heartbeat_at", "error", "updated_at"])
+    return job
+
+
+def job_dirs(job: TrainingJob) -> tuple[Path, Path]:
+    """(artifact dir, checkpoint dir) of a job: fixed per job, so a retry resumes."""
+    root = Path(settings.ARTIFACTS_DIR)
+    return root / job.role / f"job-{job.pk}", root / "checkpoints" / f"job-{job.pk}"
+
+
+def _train(job: TrainingJob, reporter: JobReporter) -> Path:
+    """Runs the fine-tuning code for the job and returns the artifact directory."""
+    out_dir, ckpt_dir = job_dirs(job)
+    try:
+        read_manifest(out_dir)
+        return out_dir  # finished before the worker died: register it, do not train again
+    except ArtifactError:
+        pass
+    params = dict(job.params)
+    params.pop("allow_new_labels", None)
+    active = _active(job.role)
+    if job.dataset.task == DatasetTask.CHAT_TRANSCRIPTS:
+        from ml.finetune.chat_lora import ChatLoraArgs, train_chat_lora
+
+        from apps.mlops.services.serving import registry_sync
+
+        base = registry_sync(job.role).active(job.role)
+        base_dir = base.manifest.base_model if base.manifest.kind == "lora-causal-lm" else str(base.path)
+        args = ChatLoraArgs(data=job.dataset.file.path, base_dir=base_dir, output_dir=out_dir,
+                            **{k: v for k, v in params.items() if k in ChatLoraArgs.__dataclass_fields__})
+        train_chat_lora(args, progress=reporter.on_event)
+        return out_dir
+    from ml.finetune.classification import ClassifierTrainArgs, train_classifier
+
+    args = ClassifierTrainArgs(
+        data=job.dataset.file.path, role=job.role, output_dir=out_dir, checkpoint_dir=ckpt_dir,
+        method=job.method, parent_version=active.version if active else None,
+        **{k: v for k, v in params.items() if k in ClassifierTrainArgs.__dataclass_fields__},
+    )
+    result = train_classifier(args, progress=reporter.on_event, should_stop=reporter.should_stop)
+    job.resumed_from_step = result.resumed_from_step
+    # The evaluation gate judges later candidates and the active version on these rows.
+    held_out = "\n".join(json.dumps({"text": t, "label": lab}, ensure_ascii=False) for t, lab in result.test_rows)
+    (result.artifact_dir / HELD_OUT_FILE).write_text(held_out + "\n", encoding="utf-8")
+    return result.artifact_dir
+
+
+def training_job_run(job_id: int) -> TrainingJob:
+    """Runs (or resumes) a job to the end; safe to call again for the same job."""
+    from ml.finetune.classification import TrainingCancelled
+    from ml.finetune.data import DatasetInvalid
+
+    job = _claim(job_id)
+    if job is None:
+        return TrainingJob.objects.get(pk=job_id)
+    reporter = JobReporter(job)
+    try:
+        artifact_dir = _train(job, reporter)
+    except TrainingCancelled:
+        return _finish(job, TrainingJob.Status.CANCELLED, reporter, error="cancelled by a user")
+    except DatasetInvalid as exc:
+        return _finish(job, TrainingJob.Status.FAILED, reporter, error=f"dataset invalid: {exc}")
+    except Exception as exc:  # any failure of the training code ends the job with its reason
+        log.exception("training job %s failed", job_id)
+        reporter.log(traceback.format_exc(limit=5))
+        return _finish(job, TrainingJob.Status.FAILED, reporter, error=f"{type(exc).__name__}: {exc}")
+    return _register(job, artifact_dir, reporter)
+
+
+def _register(job: TrainingJob, artifact_dir: Path, reporter: JobReporter) -> TrainingJob:
+    manifest = read_manifest(artifact_dir)
+    with transaction.atomic():
+        ModelVersion.objects.get_or_create(
+            training_job=job,
+            defaults={
+                "role": job.role, "version": manifest.version, "kind": manifest.kind,
+                "artifact_path": str(artifact_dir), "base_model": manifest.base_model,
+                "labels": manifest.labels, "metrics": manifest.metrics, "created_by": job.created_by,
+            },
+        )
+        reporter.log(f"model version {manifest.version} registered as a candidate")
+        job.progress = 1.0
+        return _finish(job, TrainingJob.Status.SUCCEEDED, reporter)
+
+
+def _finish(job: TrainingJob, status: str, reporter: JobReporter, error: str = "") -> TrainingJob:
+    job.status, job.error, job.finished_at = status, error, timezone.now()
+    if error:
+        reporter.log(error)
+    reporter.flush()
+    job.save(update_fields=["status", "error", "finished_at", "progress", "resumed_from_step", "updated_at"])
+    job_broadcast(job)
+    return job
+
+
+def training_job_cancel(*, job: TrainingJob, user: Any) -> TrainingJob:
+    """Asks a queued or running job to stop (it checkpoints first, so it could resume)."""
+    with transaction.atomic():
+        job = TrainingJob.objects.select_for_update().get(pk=job.pk)
+        if job.is_finished:
+            raise ValidationError(f"job {job.pk} already ended ({job.status})")
+        if job.status == TrainingJob.Status.QUEUED:
+            job.status, job.finished_at = TrainingJob.Status.CANCELLED, timezone.now()
+        else:
+            job.status = TrainingJob.Status.CANCELLING
+        job.log_tail = (job.log_tail + f"\ncancel requested by {getattr(user, 'username', 'system')}").strip()
+        job.save(update_fields=["status", "finished_at", "log_tail", "updated_at"])
+    job_broadcast(job)
+    return job
+
+
+def training_job_requeue_stale() -> int:
+    """Requeues jobs whose worker or message was lost (a periodic safety net)."""
+    now = timezone.now()
+    stale_running = TrainingJob.objects.filter(status=TrainingJob.Status.RUNNING,
+                                               heartbeat_at__lt=now - HEARTBEAT_STALE)
+    stale_queued = TrainingJob.objects.filter(status=TrainingJob.Status.QUEUED,
+                                              updated_at__lt=now - QUEUED_STALE)
+    ids = list(stale_running.values_list("pk", flat=True)) + list(stale_queued.values_list("pk", flat=True))
+    for job_id in ids:
+        TrainingJob.objects.filter(pk=job_id).update(updated_at=now)
+        training_job_enqueue(job_id)
+    return len(ids)

@@ -1,0 +1,28 @@
+"""Celery entry points of mlops: fetch by id, call one service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from apps.mlops.models import Dataset, ModelVersion
+from apps.mlops.services.training import training_job_requeue_stale, training_job_run
+from apps.mlops.services.versions import model_version_evaluate
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def training_job_run_task(job_id: int) -> str:
+    """Runs or resumes a job. Redelivered after a worker dies; the service resumes from checkpoints."""
+    return training_job_run(job_id).status
+
+
+@shared_task(acks_late=True)
+def model_version_evaluate_task(version_id: int, dataset_id: int | None = None) -> dict:
+    version = ModelVersion.objects.get(pk=version_id)
+    dataset = Dataset.objects.get(pk=dataset_id) if dataset_id else None
+    report = model_version_evaluate(version=version, dataset=dataset)
+    return {"version": version.version, "rows": report.get("rows")}
+
+
+@shared_task
+def training_job_requeue_stale_task() -> int:
+    return training_job_requeue_stale()

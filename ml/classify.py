@@ -1,0 +1,513 @@
+"""Text classifiers behind one ``predict(texts)`` interface (intent, sentiment).
+
+Four implementations, from no data to most data:
+
+- ``ZeroShotClassifier``: label descriptions only, scored by embedding similarity.
+- ``FewShotClassifier``: a logistic-regression head on frozen embeddings (tens of examples).
+- ``SequenceClassifier``: a fine-tuned transformer (full or LoRA), optionally int8 on CPU.
+
+Apps type against the ``Classifier`` protocol and never see which one serves.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import tempfile
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from ml import devices
+from ml.artifacts import ArtifactError, Manifest, write_manifest
+from ml.defaults import weights_dir
+
+if TYPE_CHECKING:
+    from ml.registry import Registry
+
+HEAD_FILE = "head.safetensors"
+DEFAULT_MAX_LENGTH = 128  # tokens; headlines and chat turns are < 64, so 128 truncates almost none
+
+
+@dataclass
+class Prediction:
+    """One classified text.
+
+    Attributes:
+        label: the most probable label.
+        confidence: its probability (0..1); apps hand off or flag below a threshold.
+        probs: label -> probability over every label, summing to 1.
+    """
+
+    label: str
+    confidence: float
+    probs: dict[str, float]
+
+
+@runtime_checkable
+class Classifier(Protocol):
+    """What apps get from ``registry.get("intent" | "sentiment")``."""
+
+    labels: list[str]
+
+    def predict(self, texts: Sequence[str], *, batch_size: int = 64) -> list[Prediction]: ...
+
+
+class TextEmbedder(Protocol):
+    """The part of ``ml.embeddings.Embedder`` the embedding-based classifiers use."""
+
+    dim: int
+
+    def embed(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray: ...
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)  # no overflow in exp
+    exp = np.exp(shifted)
+    return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32, copy=False)
+
+
+def _predictions(labels: Sequence[str], probs: np.ndarray) -> list[Prediction]:
+    best = probs.argmax(axis=1)
+    rows = probs.tolist()  # one C-level conversion instead of n*C numpy scalar reads
+    return [
+        Prediction(labels[b], row[b], dict(zip(labels, row, strict=True)))
+        for b, row in zip(best.tolist(), rows, strict=True)
+    ]
+
+
+def _check_texts(texts: Sequence[str], batch_size: int) -> None:
+    if isinstance(texts, str):
+        raise TypeError("predict() takes a sequence of texts, not one string")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+
+
+# -- fine-tuned transformer ------------------------------------------------------------
+
+
+def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
+    """Dynamic int8 quantisation of a classifier's encoder Linear layers (CPU only).
+
+    Weights become int8 per output channel; activations are quantised on the fly. The
+    head (``classifier``/``pooler``/``score``) stays fp32: it is < 0.1% of the compute and
+    keeping it exact keeps the argmax closest to fp32. ``torch.ao.quantization`` warns that
+    it is deprecated in favour of torchao (not installed); it still works in torch 2.13.
+
+    Args:
+        model: an fp32 model on CPU; changed in place.
+
+    Returns:
+        The quantised model.
+    """
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    head = ("classifier", "pooler", "score")
+    spec: dict[str | type[torch.nn.Module], Any] = {
+        name: per_channel_dynamic_qconfig
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and not any(part in head for part in name.split("."))
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        return quantize_dynamic(model, spec, dtype=torch.qint8, inplace=True)
+
+
+class SequenceClassifier:
+    """A fine-tuned ``AutoModelForSequenceClassification`` with batched, sorted inference.
+
+    Args:
+        model: the model, already on ``device_info.device`` and in eval mode.
+        tokenizer: its tokenizer.
+        labels: label names in head order.
+        max_length: texts are truncated to this many tokens.
+        device_info: where the model runs; defaults to ``ml.devices.current()``.
+        is_int8: whether ``model`` is already dynamically quantised.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: Any,
+        labels: Sequence[str],
+        *,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        device_info: devices.DeviceInfo | None = None,
+        is_int8: bool = False,
+    ) -> None:
+        num_labels = getattr(getattr(model, "config", None), "num_labels", len(labels))
+        if num_labels != len(labels):
+            raise ValueError(f"model head has {num_labels} outputs but {len(labels)} labels were given")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.labels = list(labels)
+        self.max_length = max_length
+        self.device_info = device_info or devices.current()
+        self.is_int8 = is_int8
+
+    def predict_proba(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+        """Class probabilities, shape ``(len(texts), len(labels))``, float32, input order.
+
+        Texts are sorted by length and each batch is padded to its own longest text, so
+        64 headlines cost ~64 x 40 tokens instead of 64 x ``max_length``.
+        """
+        _check_texts(texts, batch_size)
+        n = len(texts)
+        probs = np.empty((n, len(self.labels)), dtype=np.float32)
+        if n == 0:
+            return probs
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        device = self.device_info.device
+        with devices.inference_context(self.device_info):
+            for start in range(0, n, batch_size):
+                idx = order[start : start + batch_size]
+                enc = self.tokenizer(
+                    [texts[i] for i in idx],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                )
+                enc = {k: v.to(device) for k, v in enc.items()}
+                logits = self.model(**enc).logits
+                probs[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+        return probs
+
+    def predict(self, texts: Sequence[str], *, batch_size: int = 64) -> list[Prediction]:
+        """Classifies texts.
+
+        Args:
+            texts: the texts.
+            batch_size: texts per forward pass (64 x 128 tokens keeps MiniLM activations
+                under ~100 MB).
+
+        Returns:
+            One Prediction per text, in input order.
+        """
+        return _predictions(self.labels, self.predict_proba(texts, batch_size=batch_size))
+
+    def quantized(self) -> SequenceClassifier:
+        """An int8 copy on CPU (about 2x faster there); this classifier is left as it is.
+
+        Returns:
+            A new SequenceClassifier sharing the tokenizer and labels.
+        """
+        if self.is_int8:
+            return self
+        model = copy.deepcopy(self.model).to("cpu", dtype=torch.float32)
+        return SequenceClassifier(
+            quantize_int8(model),
+            self.tokenizer,
+            self.labels,
+            max_length=self.max_length,
+            device_info=_cpu_fp32(),
+            is_int8=True,
+        )
+
+    def __repr__(self) -> str:
+        precision = "int8" if self.is_int8 else str(self.device_info.dtype).removeprefix("torch.")
+        return f"SequenceClassifier(labels={self.labels}, device={self.device_info.device!r}, {precision})"
+
+
+def _cpu_fp32() -> devices.DeviceInfo:
+    # Quantised kernels take fp32 activations: no autocast even if TRELLIS_CPU_BF16 is set.
+    return devices.DeviceInfo("cpu", torch.float32, None, devices.current().threads)
+
+
+def _wants_int8(manifest: Manifest, info: devices.DeviceInfo) -> bool:
+    if info.is_gpu:
+        return False  # dynamic quantisation kernels are CPU-only; GPUs run fp16/bf16
+    env = os.environ.get("TRELLIS_INT8", "")
+    if env in {"0", "1"}:
+        return env == "1"
+    return bool(manifest.extra.get("quantize", False))
+
+
+def _load_lora_model(path: Path, manifest: Manifest, labels: list[str]) -> torch.nn.Module:
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification
+
+    base = Path(manifest.base_model) if manifest.base_model else None
+    if base is None or not base.is_dir():
+        raise ArtifactError(
+            f"lora-classifier at {path}: base_model {manifest.base_model!r} is not a local directory"
+        )
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(base),
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+    )
+    # The head was trained as a ``modules_to_save`` copy inside the adapter; merging folds
+    # the LoRA deltas into the base weights so inference costs the same as a plain model.
+    return PeftModel.from_pretrained(model, str(path)).merge_and_unload()
+
+
+def load_sequence_classifier(path: Path, manifest: Manifest, registry: Registry) -> SequenceClassifier:
+    """Registry loader for ``hf-classifier`` and ``lora-classifier`` artifacts.
+
+    int8 is used on CPU when ``TRELLIS_INT8=1`` or ``manifest.extra["quantize"]`` is true
+    (``TRELLIS_INT8=0`` turns it off whatever the manifest says).
+
+    Args:
+        path: the artifact directory.
+        manifest: its manifest; ``labels`` in head order, ``extra.max_length`` optional.
+        registry: unused; part of the loader signature.
+
+    Returns:
+        The loaded classifier.
+    """
+    del registry
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    info = devices.current()
+    labels = list(manifest.labels)
+    if manifest.kind == "lora-classifier":
+        if not labels:
+            raise ArtifactError(f"lora-classifier at {path} has no labels in its manifest")
+        model = _load_lora_model(path, manifest, labels)
+        has_tokenizer = (path / "tokenizer_config.json").is_file()
+        tokenizer = AutoTokenizer.from_pretrained(str(path if has_tokenizer else manifest.base_model))
+    else:
+        source = weights_dir(path, manifest)
+        model = AutoModelForSequenceClassification.from_pretrained(str(source))
+        tokenizer = AutoTokenizer.from_pretrained(str(source))
+        if not labels:
+            id2label = model.config.id2label
+            labels = [id2label[i] for i in range(model.config.num_labels)]
+    model.eval()
+    max_length = int(manifest.extra.get("max_length", DEFAULT_MAX_LENGTH))
+    if _wants_int8(manifest, info):
+        return SequenceClassifier(
+            quantize_int8(model), tokenizer, labels, max_length=max_length,
+            device_info=_cpu_fp32(), is_int8=True,
+        )
+    model.to(info.device, dtype=info.dtype)
+    return SequenceClassifier(model, tokenizer, labels, max_length=max_length, device_info=info)
+
+
+# -- embedding-based classifiers -------------------------------------------------------
+
+
+class ZeroShotClassifier:
+    """Scores each label by the cosine similarity of the text to the label's description.
+
+    Args:
+        embedder: gives unit-length vectors.
+        label_descriptions: label -> description (or several; their mean vector is used).
+        temperature: softmax temperature over cosines; 0.05 turns a 0.1 cosine gap into a
+            ~7x probability ratio, which matches how far apart MiniLM cosines sit.
+    """
+
+    def __init__(
+        self,
+        embedder: TextEmbedder,
+        label_descriptions: Mapping[str, str | Sequence[str]],
+        temperature: float = 0.05,
+    ) -> None:
+        if not label_descriptions:
+            raise ValueError("zero-shot classification needs at least one label description")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.embedder = embedder
+        self.labels = list(label_descriptions)
+        self.temperature = temperature
+        prototypes = []
+        for label in self.labels:  # descriptions are embedded once, here
+            desc = label_descriptions[label]
+            vectors = embedder.embed([desc] if isinstance(desc, str) else list(desc))
+            mean = vectors.mean(axis=0)
+            prototypes.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
+        self.prototypes = np.stack(prototypes).astype(np.float32)  # (labels, dim)
+
+    def predict_proba(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+        """Probabilities, shape ``(len(texts), len(labels))``."""
+        _check_texts(texts, batch_size)
+        if len(texts) == 0:
+            return np.empty((0, len(self.labels)), dtype=np.float32)
+        cosines = self.embedder.embed(texts, batch_size=batch_size) @ self.prototypes.T
+        return _softmax(cosines / self.temperature)
+
+    def predict(self, texts: Sequence[str], *, batch_size: int = 64) -> list[Prediction]:
+        """Classifies texts; see ``Classifier``."""
+        return _predictions(self.labels, self.predict_proba(texts, batch_size=batch_size))
+
+
+def load_zeroshot_classifier(path: Path, manifest: Manifest, registry: Registry) -> ZeroShotClassifier:
+    """Registry loader for ``zeroshot-classifier`` artifacts (uses the serving embedder).
+
+    Args:
+        path: the artifact directory (holds only the manifest).
+        manifest: ``extra.label_descriptions`` (label -> text), optional ``extra.temperature``;
+            ``labels`` (if set) fixes the label order.
+        registry: gives the ``embedder`` role.
+
+    Returns:
+        The classifier.
+    """
+    descriptions = manifest.extra.get("label_descriptions")
+    if not isinstance(descriptions, dict) or not descriptions:
+        raise ArtifactError(f"zeroshot-classifier at {path} lacks extra.label_descriptions")
+    order = list(manifest.labels) or list(descriptions)
+    missing = [label for label in order if label not in descriptions]
+    if missing:
+        raise ArtifactError(f"zeroshot-classifier at {path}: no description for {missing}")
+    return ZeroShotClassifier(
+        registry.get("embedder"),
+        {label: descriptions[label] for label in order},
+        temperature=float(manifest.extra.get("temperature", 0.05)),
+    )
+
+
+class FewShotClassifier:
+    """Multinomial logistic regression on frozen, unit-length embeddings.
+
+    Args:
+        embedder: gives the features.
+        labels: label names in row order of ``weight``.
+        weight: ``(len(labels), dim)`` float32.
+        bias: ``(len(labels),)`` float32.
+    """
+
+    def __init__(self, embedder: TextEmbedder, labels: Sequence[str], weight: np.ndarray, bias: np.ndarray) -> None:
+        weight = np.asarray(weight, dtype=np.float32)
+        bias = np.asarray(bias, dtype=np.float32)
+        if weight.shape != (len(labels), embedder.dim) or bias.shape != (len(labels),):
+            raise ValueError(
+                f"head shapes {weight.shape}/{bias.shape} do not fit {len(labels)} labels x {embedder.dim} dims"
+            )
+        self.embedder = embedder
+        self.labels = list(labels)
+        self.weight = weight
+        self.bias = bias
+
+    @classmethod
+    def fit(
+        cls,
+        embedder: TextEmbedder,
+        texts: Sequence[str],
+        labels: Sequence[str],
+        *,
+        epochs: int = 100,
+        l2: float = 1e-3,
+        seed: int = 0,
+    ) -> FewShotClassifier:
+        """Trains the head full-batch with L-BFGS (the loss is convex; < 1 s for 10k rows).
+
+        Classes are weighted by ``n / (classes * count)`` so a rare intent is not drowned
+        by a frequent one.
+
+        Args:
+            embedder: gives the features (frozen).
+            texts: training texts.
+            labels: their labels; label order of the head is sorted label names.
+            epochs: L-BFGS iterations over the full batch.
+            l2: weight penalty; keeps the head from over-fitting a handful of examples.
+            seed: seeds the initial weights.
+
+        Returns:
+            The trained classifier.
+        """
+        if len(texts) != len(labels):
+            raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
+        names = sorted(set(labels))
+        if len(names) < 2:
+            raise ValueError("few-shot training needs at least two distinct labels")
+        index = {name: i for i, name in enumerate(names)}
+        x = torch.from_numpy(np.ascontiguousarray(embedder.embed(texts), dtype=np.float32))
+        y = torch.tensor([index[label] for label in labels], dtype=torch.long)
+        counts = torch.bincount(y, minlength=len(names)).float()
+        class_weight = len(y) / (len(names) * counts)
+        gen = torch.Generator().manual_seed(seed)
+        weight = (torch.randn(len(names), x.shape[1], generator=gen) * 0.01).requires_grad_()
+        bias = torch.zeros(len(names), requires_grad=True)
+        optimizer = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=epochs, line_search_fn="strong_wolfe")
+
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad()
+            logits = x @ weight.T + bias
+            loss = torch.nn.functional.cross_entropy(logits, y, weight=class_weight)
+            loss = loss + l2 * weight.pow(2).sum()
+            loss.backward()
+            return loss
+
+        with torch.enable_grad():  # callers may sit inside inference_mode
+            optimizer.step(closure)
+        return cls(embedder, names, weight.detach().numpy(), bias.detach().numpy())
+
+    def predict_proba(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+        """Probabilities, shape ``(len(texts), len(labels))``."""
+        _check_texts(texts, batch_size)
+        if len(texts) == 0:
+            return np.empty((0, len(self.labels)), dtype=np.float32)
+        return _softmax(self.embedder.embed(texts, batch_size=batch_size) @ self.weight.T + self.bias)
+
+    def predict(self, texts: Sequence[str], *, batch_size: int = 64) -> list[Prediction]:
+        """Classifies texts; see ``Classifier``."""
+        return _predictions(self.labels, self.predict_proba(texts, batch_size=batch_size))
+
+    def save(self, directory: Path, manifest: Manifest) -> Path:
+        """Writes ``head.safetensors`` and the manifest (kind, labels, dim filled in).
+
+        The head is written to a temporary file and renamed; the manifest goes last, so a
+        directory with a manifest is always complete.
+
+        Args:
+            directory: the artifact directory (created if needed).
+            manifest: role, version, metrics, ...; ``kind``/``labels`` are overwritten.
+
+        Returns:
+            The manifest path.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".head-", suffix=".safetensors")
+        os.close(fd)
+        try:
+            save_file(
+                {"weight": torch.from_numpy(self.weight), "bias": torch.from_numpy(self.bias)}, tmp
+            )
+            os.replace(tmp, directory / HEAD_FILE)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        full = dataclasses.replace(
+            manifest,
+            kind="fewshot-classifier",
+            labels=list(self.labels),
+            extra={**manifest.extra, "embedding_dim": int(self.weight.shape[1])},
+        )
+        return write_manifest(directory, full)
+
+
+def load_fewshot_classifier(path: Path, manifest: Manifest, registry: Registry) -> FewShotClassifier:
+    """Registry loader for ``fewshot-classifier`` artifacts (uses the serving embedder).
+
+    Args:
+        path: the artifact directory with ``head.safetensors``.
+        manifest: ``labels`` in head order.
+        registry: gives the ``embedder`` role.
+
+    Returns:
+        The classifier.
+
+    Raises:
+        ArtifactError: the head is missing or does not fit the embedder or labels.
+    """
+    head = Path(path) / HEAD_FILE
+    if not head.is_file():
+        raise ArtifactError(f"fewshot-classifier at {path} lacks {HEAD_FILE}")
+    tensors = load_file(str(head))
+    embedder = registry.get("embedder")
+    try:
+        return FewShotClassifier(embedder, manifest.labels, tensors["weight"].numpy(), tensors["bias"].numpy())
+    except (KeyError, ValueError) as exc:
+        raise ArtifactError(f"fewshot-classifier at {path}: {exc}") from exc

@@ -1,0 +1,46 @@
+"""Test-wide setup: offline models, one torch thread budget, helpers for users with roles."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The chat LM's one-off GGUF -> safetensors conversion (~20 s) is cached here between runs.
+os.environ.setdefault("TRELLIS_ARTIFACTS_DIR", str(REPO / "var" / "test-artifacts"))
+
+
+@pytest.fixture
+def make_user(db):
+    """``make_user("analyst")`` -> a user holding that role (no role: ``make_user()``)."""
+    from apps.accounts.services import roles_ensure, user_create
+
+    counter = iter(range(10_000))
+
+    def make(*roles: str, username: str | None = None, password: str = "pw-for-tests-123"):
+        roles_ensure()
+        name = username or f"{'-'.join(roles) or 'norole'}-{next(counter)}"
+        return user_create(username=name, password=password, roles=list(roles))
+
+    return make
+
+
+@pytest.fixture
+def api_client():
+    from rest_framework.test import APIClient
+
+    return APIClient()
+
+
+@pytest.fixture(autouse=True)
+def _throttle_cache_reset():
+    """DRF throttling counts in the cache; each test starts from zero."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
