@@ -18,19 +18,16 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import (
-    AsyncTextIteratorStreamer,
     AutoModelForCausalLM,
     AutoTokenizer,
     PreTrainedModel,
     PreTrainedTokenizerBase,
-    StoppingCriteria,
     StoppingCriteriaList,
 )
 
@@ -38,6 +35,7 @@ from ml import devices
 from ml.artifacts import MANIFEST, ArtifactError, Manifest
 from ml.defaults import weights_dir
 from ml.lm_gate import BusyError, GenerationGate, QueueCallback
+from ml.lm_stream import GenerationStats, LoopSafeStreamer, StopWhenSet, held_back, stop_index
 
 __all__ = [
     "BusyError",
@@ -47,6 +45,7 @@ __all__ = [
     "convert_gguf",
     "load_chat_lm",
     "publish_dir",
+    "write_dir_atomically",
 ]
 
 ROLES = frozenset({"system", "user", "assistant"})
@@ -78,6 +77,27 @@ def publish_dir(staging: Path, target: Path) -> None:
     staging.rmdir()
 
 
+def write_dir_atomically(target: Path, write: Callable[[Path], None]) -> None:
+    """Has ``write`` fill a staging folder beside ``target``, then publishes it.
+
+    A crash while writing leaves only a hidden ``.<name>-*`` folder, never a ``target``
+    that looks complete (the caller writes the manifest after this returns).
+
+    Args:
+        target: the artifact directory.
+        write: fills the folder it is given.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
+    try:
+        staging.chmod(0o755)  # mkdtemp makes it owner-only; workers may run as other users
+        write(staging)
+        publish_dir(staging, target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
 def convert_gguf(gguf_path: Path, out_dir: Path) -> None:
     """Dequantises a GGUF chat model once into a safetensors (fp32) folder.
 
@@ -92,7 +112,6 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> None:
     gguf_path, out_dir = Path(gguf_path), Path(out_dir)
     if not gguf_path.is_file():
         raise ArtifactError(f"GGUF file {gguf_path} is missing")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
     folder, name = str(gguf_path.parent), gguf_path.name
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
@@ -103,96 +122,12 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> None:
         model.generation_config.pad_token_id = tokenizer.eos_token_id
     if hasattr(tokenizer, "add_bos_token"):
         tokenizer.add_bos_token = False  # the chat template writes <|im_start|> itself
-    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}-"))
-    try:
-        staging.chmod(0o755)  # mkdtemp makes it owner-only; workers may run as other users
+
+    def write(staging: Path) -> None:
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
-        publish_dir(staging, out_dir)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
 
-
-@dataclass
-class GenerationStats:
-    """What one ``stream`` call did; pass an instance in to have it filled.
-
-    Attributes:
-        prompt_tokens: tokens of the rendered prompt.
-        tokens: tokens generated so far (updated live by the worker; a stop or cancel
-            costs at most one token more).
-        queued_s: seconds spent waiting at the gate.
-        first_piece_s: seconds from the call to the first yielded text (None if none).
-        total_s: seconds from the call to the end of the stream.
-        finish_reason: ``eos``, ``length``, ``stop``, ``cancelled`` or ``error``.
-    """
-
-    prompt_tokens: int = 0
-    tokens: int = 0
-    queued_s: float = 0.0
-    first_piece_s: float | None = None
-    total_s: float = 0.0
-    finish_reason: str = ""
-
-    @property
-    def tokens_per_s(self) -> float:
-        """Generated tokens per second of generation time (queueing excluded)."""
-        busy = self.total_s - self.queued_s
-        return self.tokens / busy if busy > 0 else 0.0
-
-
-class _StopWhenSet(StoppingCriteria):
-    """Stops generation once ``event`` is set; counts generated tokens into ``stats``.
-
-    Called by ``generate`` after every new token, so a set event costs at most one more
-    forward pass.
-    """
-
-    def __init__(self, event: threading.Event, prompt_len: int, stats: GenerationStats) -> None:
-        self.event = event
-        self.prompt_len = prompt_len
-        self.stats = stats
-
-    @property
-    def generated(self) -> int:
-        return self.stats.tokens
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
-        self.stats.tokens = input_ids.shape[1] - self.prompt_len  # live: readable mid-stream
-        flag = self.event.is_set()
-        return torch.full((input_ids.shape[0],), flag, dtype=torch.bool, device=input_ids.device)
-
-
-class _Streamer(AsyncTextIteratorStreamer):
-    """``AsyncTextIteratorStreamer`` that tolerates its event loop closing mid-generation."""
-
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, cancel: threading.Event) -> None:
-        super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
-        self._cancel = cancel
-
-    def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
-        try:
-            super().on_finalized_text(text, stream_end)
-        except RuntimeError:  # loop closed: nobody can read the text any more, so stop
-            self._cancel.set()
-
-
-def _stop_index(text: str, stops: Sequence[str]) -> int | None:
-    """Index of the earliest stop string in ``text``, or None."""
-    found = [i for i in (text.find(s) for s in stops) if i >= 0]
-    return min(found) if found else None
-
-
-def _held_back(text: str, stops: Sequence[str]) -> int:
-    """Length of the longest tail of ``text`` that could still grow into a stop string."""
-    best = 0
-    for stop in stops:
-        for k in range(min(len(stop) - 1, len(text)), best, -1):
-            if text.endswith(stop[:k]):
-                best = k
-                break
-    return best
+    write_dir_atomically(out_dir, write)
 
 
 class ChatLM:
@@ -308,10 +243,10 @@ class ChatLM:
         await self.gate.acquire(on_queued)
         stats.queued_s = time.perf_counter() - started
         cancel = threading.Event()
-        criterion = _StopWhenSet(cancel, len(ids), stats)
+        criterion = StopWhenSet(cancel, len(ids), stats)
         failure: list[BaseException] = []
         try:
-            streamer = _Streamer(self.tokenizer, cancel)
+            streamer = LoopSafeStreamer(self.tokenizer, cancel)
             thread = threading.Thread(
                 target=self._run_generate,
                 args=(ids, streamer, criterion, failure, self._generate_kwargs(max_new_tokens, temperature, top_p)),
@@ -327,12 +262,12 @@ class ChatLM:
         try:
             async for piece in streamer:
                 pending += piece
-                cut = _stop_index(pending, stops)
+                cut = stop_index(pending, stops)
                 if cut is not None:
                     cancel.set()
                     stats.finish_reason, pending, finished = "stop", pending[:cut], True
                     break
-                keep = _held_back(pending, stops)
+                keep = held_back(pending, stops)
                 ready, pending = pending[: len(pending) - keep], pending[len(pending) - keep :]
                 if ready:
                     if stats.first_piece_s is None:
@@ -362,8 +297,8 @@ class ChatLM:
     def _run_generate(
         self,
         ids: list[int],
-        streamer: _Streamer,
-        criterion: _StopWhenSet,
+        streamer: LoopSafeStreamer,
+        criterion: StopWhenSet,
         failure: list[BaseException],
         kwargs: dict[str, Any],
     ) -> None:

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 
-from apps.mlops.models import Dataset, ModelVersion
+from apps.mlops.models import Dataset, ModelVersion, TrainingJob
 from apps.mlops.services.training import training_job_requeue_stale, training_job_run
 from apps.mlops.services.versions import model_version_evaluate
+
+log = logging.getLogger(__name__)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def training_job_run_task(job_id: int) -> str:
     """Runs or resumes a job. Redelivered after a worker dies; the service resumes from checkpoints."""
+    if not TrainingJob.objects.filter(pk=job_id).exists():
+        log.warning("training job %s no longer exists; nothing to run", job_id)
+        return "missing"
     return training_job_run(job_id).status
 
 

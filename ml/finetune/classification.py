@@ -303,9 +303,9 @@ def train_classifier(
     tokenizer = AutoTokenizer.from_pretrained(str(args.base_model))
     model = _build_model(args, labels).to(info.device)
     index = {label: i for i, label in enumerate(labels)}
-    encoded = tokenizer([t for t, _ in split.train], truncation=True, max_length=args.max_length)
+    texts = [t for t, _ in split.train]
     targets = [index[label] for _, label in split.train]
-    lengths = [len(ids) for ids in encoded["input_ids"]]
+    lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=args.max_length)["input_ids"]]
     per_epoch = math.ceil(len(targets) / args.batch_size)
     total_steps = per_epoch * args.epochs
     optimizer = _optimizer(model, args)
@@ -342,9 +342,8 @@ def train_classifier(
         started = time.perf_counter()
         for b in range(run["batch"], len(batches)):
             idx = batches[b]
-            feats = tokenizer.pad({"input_ids": [encoded["input_ids"][i] for i in idx],
-                                   "attention_mask": [encoded["attention_mask"][i] for i in idx]},
-                                  return_tensors="pt").to(info.device)
+            feats = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
+                              max_length=args.max_length, return_tensors="pt").to(info.device)
             y = torch.tensor([targets[i] for i in idx], device=info.device)
             with _train_autocast(info):
                 logits = model(**feats).logits

@@ -19,10 +19,9 @@ from ml.generate import (
     ChatLM,
     GenerationGate,
     GenerationStats,
-    _held_back,
-    _stop_index,
     publish_dir,
 )
+from ml.lm_stream import held_back, stop_index
 
 STORY = [{"role": "user", "content": "Write a long story about a dragon who learns to bake bread."}]
 CAPITAL = [{"role": "user", "content": "What is the capital of France? Answer in one sentence."}]
@@ -148,11 +147,11 @@ def test_stop_sequence_cuts_the_output(lm):
 
 
 def test_stop_helpers_hold_back_partial_matches():
-    assert _stop_index("Hello User: hi", ["User:"]) == 6
-    assert _stop_index("Hello", ["User:"]) is None
-    assert _held_back("Hello Us", ["User:"]) == 2
-    assert _held_back("Hello Usx", ["User:"]) == 0
-    assert _held_back("a\n", ["\n\n", "xyz"]) == 1
+    assert stop_index("Hello User: hi", ["User:"]) == 6
+    assert stop_index("Hello", ["User:"]) is None
+    assert held_back("Hello Us", ["User:"]) == 2
+    assert held_back("Hello Usx", ["User:"]) == 0
+    assert held_back("a\n", ["\n\n", "xyz"]) == 1
 
 
 def test_bad_messages_are_rejected(lm):
@@ -235,7 +234,7 @@ def test_gate_queues_one_then_refuses_with_a_clear_message():
     positions, busy, handed_over = asyncio.run(scenario())
 
     assert positions == [1]
-    assert "busy" in str(busy) and "1 request is already waiting" in str(busy)
+    assert str(busy) == "the assistant is busy: 1 request is already waiting; try again shortly"
     assert handed_over
 
 
@@ -294,11 +293,16 @@ def test_streams_share_the_gate_of_their_model(lm):
 
     async def scenario() -> tuple[list[int], str]:
         positions: list[int] = []
+        queued = asyncio.Event()
+
+        def on_queued(position: int) -> None:
+            positions.append(position)
+            queued.set()
+
         first = gated.stream(STORY, max_new_tokens=200)
         await anext(first)  # first caller is generating
-        second_text = asyncio.create_task(gated.complete(CAPITAL, max_new_tokens=30, on_queued=positions.append))
-        while not positions:
-            await asyncio.sleep(0.01)
+        second_text = asyncio.create_task(gated.complete(CAPITAL, max_new_tokens=30, on_queued=on_queued))
+        await asyncio.wait_for(queued.wait(), 30)
         with pytest.raises(BusyError):
             await gated.complete(CAPITAL, max_new_tokens=5)
         await first.aclose()  # the first caller leaves: its worker stops and frees the slot

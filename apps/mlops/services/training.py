@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import traceback
 from datetime import timedelta
 from pathlib import Path
@@ -28,7 +29,9 @@ from ml.artifacts import ArtifactError, read_manifest
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
-HEARTBEAT_STALE = timedelta(minutes=3)  # a running job silent this long lost its worker
+# A running job silent this long lost its worker (progress is written at least every few
+# seconds while training). Seconds.
+HEARTBEAT_STALE = timedelta(seconds=int(os.environ.get("TRELLIS_JOB_HEARTBEAT_STALE_S", "180")))
 QUEUED_STALE = timedelta(minutes=10)  # a queued job untouched this long lost its message
 
 # name -> (type, min, max); every other key is refused.

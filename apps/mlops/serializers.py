@@ -1,0 +1,221 @@
+"""Input and output shapes of the mlops API (``/api/mlops/``).
+
+Input serializers only validate; the services decide. Output serializers are read-only
+views of the models. Names carry the entity so drf-spectacular's component names stay
+unique across the project's apps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from apps.mlops.models import TRAINABLE_ROLES, Dataset, ModelRole, ModelVersion, TrainingJob
+from apps.mlops.services.training import PARAM_LIMITS
+
+IDEMPOTENCY_KEY_MAX_LENGTH = TrainingJob._meta.get_field("idempotency_key").max_length
+
+
+# --- errors (documentation of the shared shape; apps.core.errors builds the bodies)
+
+
+class MlopsErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    details = serializers.DictField(child=serializers.JSONField(), required=False)
+
+
+class MlopsErrorSerializer(serializers.Serializer):
+    error = MlopsErrorDetailSerializer()
+
+
+class DatasetRejectedDetailsSerializer(serializers.Serializer):
+    """The validation report of a rejected upload (``error.details``)."""
+
+    ok = serializers.BooleanField()
+    errors = serializers.ListField(child=serializers.CharField())
+    warnings = serializers.ListField(child=serializers.CharField())
+    label_counts = serializers.DictField(child=serializers.IntegerField(), required=False)
+    n_rows = serializers.IntegerField(required=False)
+
+
+class DatasetRejectedErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField(default="dataset_rejected")
+    message = serializers.CharField()
+    details = DatasetRejectedDetailsSerializer()
+
+
+class DatasetRejectedErrorSerializer(serializers.Serializer):
+    error = DatasetRejectedErrorDetailSerializer()
+
+
+class PromotionRefusedDetailsSerializer(serializers.Serializer):
+    candidate_score = serializers.FloatField(allow_null=True)
+    active_score = serializers.FloatField(allow_null=True)
+
+
+class PromotionRefusedErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField(default="promotion_refused")
+    message = serializers.CharField()
+    details = PromotionRefusedDetailsSerializer()
+
+
+class PromotionRefusedErrorSerializer(serializers.Serializer):
+    error = PromotionRefusedErrorDetailSerializer()
+
+
+# --- filters (query strings)
+
+
+class ModelRoleFilterSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=ModelRole.choices, required=False,
+                                   help_text="Only objects of this model role.")
+
+
+class TrainingJobFilterSerializer(ModelRoleFilterSerializer):
+    status = serializers.ChoiceField(choices=TrainingJob.Status.choices, required=False)
+
+
+class ModelVersionFilterSerializer(ModelRoleFilterSerializer):
+    status = serializers.ChoiceField(choices=ModelVersion.Status.choices, required=False)
+
+
+# --- model versions
+
+
+class ModelVersionSummarySerializer(serializers.ModelSerializer):
+    macro_f1 = serializers.SerializerMethodField(help_text="Held-out macro-F1 from training, if a classifier.")
+
+    class Meta:
+        model = ModelVersion
+        fields = ("id", "role", "version", "kind", "status", "macro_f1", "created_at", "promoted_at")
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.FLOAT)
+    def get_macro_f1(self, obj: ModelVersion) -> float | None:
+        value = (obj.metrics or {}).get("macro_f1")
+        return float(value) if isinstance(value, int | float) else None
+
+
+class ModelVersionOutputSerializer(ModelVersionSummarySerializer):
+    created_by = serializers.CharField(source="created_by.username", allow_null=True, read_only=True)
+    promoted_by = serializers.CharField(source="promoted_by.username", allow_null=True, read_only=True)
+    training_job = serializers.IntegerField(source="training_job_id", allow_null=True, read_only=True)
+    previous_active = serializers.CharField(source="previous_active.version", allow_null=True, read_only=True)
+    labels = serializers.ListField(child=serializers.CharField(), read_only=True)
+    metrics = serializers.JSONField(read_only=True, help_text="Training report on the held-out split.")
+    eval_report = serializers.JSONField(read_only=True, help_text="Latest evaluation-gate report.")
+
+    class Meta(ModelVersionSummarySerializer.Meta):
+        fields = (*ModelVersionSummarySerializer.Meta.fields, "base_model", "labels", "metrics", "eval_report",
+                  "training_job", "previous_active", "created_by", "promoted_by")
+        read_only_fields = fields
+
+
+class ModelVersionPromoteInputSerializer(serializers.Serializer):
+    force = serializers.BooleanField(default=False, help_text="Promote even when the evaluation gate refuses.")
+
+
+class ModelVersionEvaluateInputSerializer(serializers.Serializer):
+    dataset = serializers.IntegerField(required=False, allow_null=True, min_value=1,
+                                       help_text="Dataset to evaluate on; default: the version's held-out rows.")
+
+
+class ModelVersionEvaluateOutputSerializer(serializers.Serializer):
+    version = serializers.IntegerField()
+    dataset = serializers.IntegerField(allow_null=True)
+    task_id = serializers.CharField(allow_blank=True)
+    status = serializers.CharField(default="queued")
+
+
+# --- roles
+
+
+class ModelRoleOutputSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=ModelRole.choices)
+    label = serializers.CharField()
+    serving = serializers.CharField(help_text='Active version, or "default" for the bundled model.')
+    active = ModelVersionSummarySerializer(allow_null=True)
+    versions = serializers.IntegerField()
+    candidates = serializers.IntegerField()
+    trainable = serializers.BooleanField()
+    registry_error = serializers.CharField(allow_null=True,
+                                           help_text="Why this server could not load the promoted version.")
+
+
+class ModelRoleRollbackOutputSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=ModelRole.choices)
+    serving = serializers.CharField(help_text='Active version after the rollback, or "default".')
+    active = ModelVersionSummarySerializer(allow_null=True)
+
+
+# --- datasets
+
+
+class DatasetCreateInputSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="CSV/JSONL with text,label columns; JSONL transcripts for chat-lm.")
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    role = serializers.ChoiceField(choices=[(str(r), r.label) for r in TRAINABLE_ROLES])
+
+
+class DatasetOutputSerializer(serializers.ModelSerializer):
+    created_by = serializers.CharField(source="created_by.username", allow_null=True, read_only=True)
+    label_counts = serializers.DictField(child=serializers.IntegerField(), read_only=True)
+    validation = serializers.JSONField(read_only=True, help_text="The full validation report.")
+
+    class Meta:
+        model = Dataset
+        fields = ("id", "name", "role", "task", "source", "sha256", "size_bytes", "rows", "label_counts",
+                  "validation", "created_by", "created_at")
+        read_only_fields = fields
+
+
+# --- training jobs
+
+
+def _param_field(name: str, **kwargs: Any) -> serializers.Field:
+    """A number field whose bounds are the training service's own limits (shown in the schema)."""
+    kind, low, high = PARAM_LIMITS[name]
+    field_class = serializers.IntegerField if kind is int else serializers.FloatField
+    return field_class(required=False, allow_null=True, min_value=kind(low), max_value=kind(high), **kwargs)
+
+
+class TrainingJobCreateInputSerializer(serializers.Serializer):
+    dataset = serializers.IntegerField(min_value=1)
+    method = serializers.ChoiceField(choices=TrainingJob.Method.choices, default=TrainingJob.Method.LORA)
+    epochs = _param_field("epochs")
+    learning_rate = _param_field("learning_rate", help_text="Default: 5e-5 (full) / 5e-4 (LoRA).")
+    batch_size = _param_field("batch_size")
+    max_length = _param_field("max_length", help_text="Tokens per row; longer rows are truncated.")
+    max_train_rows = _param_field("max_train_rows", help_text="Cap of the training split, for quick runs.")
+    allow_new_labels = serializers.BooleanField(
+        required=False, default=False,
+        help_text="Train even though the labels differ from the active model's.")
+
+    PARAM_NAMES = ("epochs", "learning_rate", "batch_size", "max_length", "max_train_rows")
+
+    def params(self) -> dict[str, Any]:
+        """The training parameters the caller set (None and unset left out)."""
+        data = self.validated_data
+        params = {name: data[name] for name in self.PARAM_NAMES if data.get(name) is not None}
+        if data.get("allow_new_labels"):
+            params["allow_new_labels"] = True
+        return params
+
+
+class TrainingJobOutputSerializer(serializers.ModelSerializer):
+    dataset_name = serializers.CharField(source="dataset.name", read_only=True)
+    created_by = serializers.CharField(source="created_by.username", allow_null=True, read_only=True)
+    model_version = serializers.IntegerField(source="model_version.pk", allow_null=True, read_only=True)
+    params = serializers.JSONField(read_only=True)
+    metrics_history = serializers.JSONField(read_only=True, help_text="One entry per epoch (train loss, dev report).")
+
+    class Meta:
+        model = TrainingJob
+        fields = ("id", "dataset", "dataset_name", "role", "method", "params", "status", "progress", "epoch",
+                  "step", "total_steps", "metrics_history", "log_tail", "error", "attempts", "resumed_from_step",
+                  "model_version", "created_by", "created_at", "updated_at", "started_at", "finished_at")
+        read_only_fields = fields

@@ -1,0 +1,129 @@
+"""Datasets -> training job -> model version, with the real MiniLM encoder on a small slice."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from apps.mlops.models import Dataset, ModelVersion, TrainingJob
+from apps.mlops.sample_data import intent_sample_rows, rows_to_csv
+from apps.mlops.services.datasets import DatasetRejected, dataset_create
+from apps.mlops.services.training import training_job_cancel, training_job_create, training_job_run
+
+pytestmark = pytest.mark.django_db
+
+FAST = {"epochs": 3, "max_length": 32, "batch_size": 16, "learning_rate": 3e-3}
+
+
+def upload(content: bytes, name: str = "data.csv") -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, content, content_type="text/csv")
+
+
+@pytest.fixture
+def media(settings, tmp_path):
+    settings.STORAGES = {**settings.STORAGES, "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "media")}}}
+    settings.ARTIFACTS_DIR = tmp_path / "artifacts"
+    return tmp_path / "media"
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"sentence,category\nhello,a\nbye,b\n", "column"),
+        (b"", "empty"),
+        (b"text,label\nhello,a\nhi,a\nhey,a\n", "class"),
+        ("text,label\ncaf\u00e9,a\nbye,b\n".encode("latin-1"), "utf-8"),
+    ],
+    ids=["wrong-columns", "empty", "one-class", "non-utf8"],
+)
+def test_bad_uploads_are_rejected_and_nothing_is_stored(make_user, media, content, expected):
+    # given an analyst and a broken file
+    analyst = make_user("analyst")
+    # when it is uploaded
+    with pytest.raises(DatasetRejected) as caught:
+        dataset_create(uploaded_file=upload(content), name="bad", role="sentiment", user=analyst)
+    # then the report names the problem and nothing was created
+    assert expected in " ".join(caught.value.report["errors"]).lower()
+    assert Dataset.objects.count() == 0
+    assert not media.exists() or not any(media.rglob("*.csv"))
+
+
+def test_oversized_upload_is_rejected(make_user, media, settings):
+    settings.TRELLIS_MAX_UPLOAD_BYTES = 100
+    with pytest.raises(DatasetRejected, match="limit"):
+        dataset_create(uploaded_file=upload(rows_to_csv(intent_sample_rows(40))), name="big",
+                       role="intent", user=make_user("agent"))
+    assert Dataset.objects.count() == 0
+
+
+def test_same_upload_twice_is_one_dataset(make_user, media):
+    agent = make_user("agent")
+    body = rows_to_csv(intent_sample_rows(40))
+    first = dataset_create(uploaded_file=upload(body), name="a", role="intent", user=agent)
+    second = dataset_create(uploaded_file=upload(body), name="b", role="intent", user=agent)
+    assert first.pk == second.pk
+    assert first.rows == 40
+    assert first.label_counts == {"account": 10, "order_status": 10, "payment": 10, "refund": 10}
+
+
+def test_job_parameters_are_validated(make_user, media):
+    agent = make_user("agent")
+    dataset = dataset_create(uploaded_file=upload(rows_to_csv(intent_sample_rows(40))), name="a",
+                             role="intent", user=agent)
+    with pytest.raises(ValidationError, match="epochs"):
+        training_job_create(dataset=dataset, method="lora", params={"epochs": 0}, user=agent)
+    with pytest.raises(ValidationError, match="unknown"):
+        training_job_create(dataset=dataset, method="lora", params={"dropout": 0.5}, user=agent)
+    with pytest.raises(ValidationError, match="method"):
+        training_job_create(dataset=dataset, method="magic", params={}, user=agent)
+    assert TrainingJob.objects.count() == 0
+
+
+def test_idempotency_key_returns_the_same_job(make_user, media, django_capture_on_commit_callbacks):
+    agent = make_user("agent")
+    dataset = dataset_create(uploaded_file=upload(rows_to_csv(intent_sample_rows(40))), name="a",
+                             role="intent", user=agent)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        first = training_job_create(dataset=dataset, method="lora", params={}, user=agent, idempotency_key="k1")
+        again = training_job_create(dataset=dataset, method="lora", params={}, user=agent, idempotency_key="k1")
+    assert first.pk == again.pk
+    assert len(callbacks) == 1  # enqueued once
+
+
+def test_cancel_of_a_queued_job_ends_it(make_user, media, django_capture_on_commit_callbacks):
+    agent = make_user("agent")
+    dataset = dataset_create(uploaded_file=upload(rows_to_csv(intent_sample_rows(40))), name="a",
+                             role="intent", user=agent)
+    with django_capture_on_commit_callbacks(execute=False):
+        job = training_job_create(dataset=dataset, method="lora", params={}, user=agent)
+    job = training_job_cancel(job=job, user=agent)
+    assert job.status == TrainingJob.Status.CANCELLED
+    assert training_job_run(job.pk).status == TrainingJob.Status.CANCELLED  # a late delivery does nothing
+    assert not ModelVersion.objects.exists()
+
+
+def test_training_job_makes_one_candidate_that_beats_the_majority(make_user, media,
+                                                                  django_capture_on_commit_callbacks):
+    # given a small, clear 4-intent dataset
+    agent = make_user("agent")
+    dataset = dataset_create(uploaded_file=upload(rows_to_csv(intent_sample_rows(240))), name="intents",
+                             role="intent", user=agent)
+    with django_capture_on_commit_callbacks(execute=False):
+        job = training_job_create(dataset=dataset, method="lora", params=FAST, user=agent)
+    # when the job runs (as the Celery task would) and is delivered a second time
+    job = training_job_run(job.pk)
+    again = training_job_run(job.pk)
+    # then it succeeded with per-epoch metrics and exactly one candidate version
+    assert job.status == TrainingJob.Status.SUCCEEDED, job.error
+    assert again.status == TrainingJob.Status.SUCCEEDED
+    assert [h["epoch"] for h in job.metrics_history] == [1, 2, 3]
+    assert "confusion_matrix" in job.metrics_history[-1]["dev"]
+    versions = ModelVersion.objects.filter(training_job=job)
+    assert versions.count() == 1
+    version = versions.get()
+    assert version.status == ModelVersion.Status.CANDIDATE
+    assert version.kind == "lora-classifier"
+    assert sorted(version.labels) == ["account", "order_status", "payment", "refund"]
+    assert version.metrics["accuracy"] > version.metrics["majority_baseline_accuracy"] + 0.2
