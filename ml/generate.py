@@ -20,7 +20,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from transformers import (
@@ -36,6 +36,9 @@ from ml.artifacts import MANIFEST, ArtifactError, Manifest
 from ml.defaults import weights_dir
 from ml.lm_gate import BusyError, GenerationGate, QueueCallback
 from ml.lm_stream import GenerationStats, LoopSafeStreamer, StopWhenSet, held_back, stop_index
+
+if TYPE_CHECKING:
+    from ml.registry import Registry
 
 __all__ = [
     "BusyError",
@@ -118,8 +121,9 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> None:
     if CHATML_END in tokenizer.get_vocab():
         tokenizer.eos_token = CHATML_END
         tokenizer.pad_token = CHATML_END
-        model.generation_config.eos_token_id = tokenizer.eos_token_id
-        model.generation_config.pad_token_id = tokenizer.eos_token_id
+        if model.generation_config is not None:
+            model.generation_config.eos_token_id = tokenizer.eos_token_id
+            model.generation_config.pad_token_id = tokenizer.eos_token_id
     if hasattr(tokenizer, "add_bos_token"):
         tokenizer.add_bos_token = False  # the chat template writes <|im_start|> itself
 
@@ -306,7 +310,7 @@ class ChatLM:
         try:
             input_ids = torch.tensor([ids], dtype=torch.long, device=self.info.device)
             with devices.inference_context(self.info):  # inference mode is per thread
-                self.model.generate(
+                self.model.generate(  # type: ignore[operator]
                     input_ids=input_ids,
                     attention_mask=torch.ones_like(input_ids),
                     streamer=streamer,
@@ -332,7 +336,16 @@ class ChatLM:
 
         Returns:
             The reply text.
+
+        Raises:
+            RuntimeError: called from a running event loop (await ``complete`` there).
         """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass  # no loop in this thread: the normal, synchronous case
+        else:
+            raise RuntimeError("generate_text() blocks; inside an event loop use `await lm.complete(...)`")
         return asyncio.run(self.complete(messages, **kwargs))
 
     # -- stats -----------------------------------------------------------------------
@@ -368,7 +381,7 @@ def _load_tokenizer(*folders: Path) -> PreTrainedTokenizerBase:
     raise ArtifactError(f"no tokenizer in {', '.join(map(str, folders))}")
 
 
-def load_chat_lm(path: Path, manifest: Manifest, registry: Any = None) -> ChatLM:
+def load_chat_lm(path: Path, manifest: Manifest, registry: Registry | None = None) -> ChatLM:
     """Registry loader for ``causal-lm`` and ``lora-causal-lm`` artifacts.
 
     A LoRA artifact is a peft adapter folder whose ``manifest.base_model`` is the base

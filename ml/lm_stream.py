@@ -1,5 +1,4 @@
-"""Streaming mechanics of the chat LM: per-call stats, the cancel criterion, the streamer
-and stop-string matching.
+"""Streaming mechanics of the chat LM: stats, cancel criterion, streamer, stop strings.
 
 Split from ``ml.generate`` so each stays small; ``ChatLM.stream`` composes them.
 """
@@ -9,7 +8,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from transformers import AsyncTextIteratorStreamer, PreTrainedTokenizerBase, StoppingCriteria
@@ -62,14 +61,15 @@ class StopWhenSet(StoppingCriteria):
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
         self.stats.tokens = input_ids.shape[1] - self.prompt_len  # live: readable mid-stream
         flag = self.event.is_set()
-        return torch.full((input_ids.shape[0],), flag, dtype=torch.bool, device=input_ids.device)
+        done = torch.full((input_ids.shape[0],), flag, dtype=torch.bool, device=input_ids.device)
+        return cast(torch.BoolTensor, done)
 
 
 class LoopSafeStreamer(AsyncTextIteratorStreamer):
     """``AsyncTextIteratorStreamer`` that tolerates its event loop closing mid-generation."""
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase, cancel: threading.Event) -> None:
-        super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)  # type: ignore[arg-type]
         self._cancel = cancel
 
     def on_finalized_text(self, text: str, stream_end: bool = False) -> None:

@@ -1,1 +1,5 @@
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from apps.mlops.consumers import TrainingJobConsumer
+
+websocket_urlpatterns = [path("ws/mlops/jobs/<int:job_id>/", TrainingJobConsumer.as_asgi())]

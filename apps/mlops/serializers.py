@@ -86,21 +86,8 @@ class ModelVersionFilterSerializer(ModelRoleFilterSerializer):
 # --- model versions
 
 
-class ModelVersionSummarySerializer(serializers.ModelSerializer):
+class ModelVersionOutputSerializer(serializers.ModelSerializer):
     macro_f1 = serializers.SerializerMethodField(help_text="Held-out macro-F1 from training, if a classifier.")
-
-    class Meta:
-        model = ModelVersion
-        fields = ("id", "role", "version", "kind", "status", "macro_f1", "created_at", "promoted_at")
-        read_only_fields = fields
-
-    @extend_schema_field(OpenApiTypes.FLOAT)
-    def get_macro_f1(self, obj: ModelVersion) -> float | None:
-        value = (obj.metrics or {}).get("macro_f1")
-        return float(value) if isinstance(value, int | float) else None
-
-
-class ModelVersionOutputSerializer(ModelVersionSummarySerializer):
     created_by = serializers.CharField(source="created_by.username", allow_null=True, read_only=True)
     promoted_by = serializers.CharField(source="promoted_by.username", allow_null=True, read_only=True)
     training_job = serializers.IntegerField(source="training_job_id", allow_null=True, read_only=True)
@@ -109,10 +96,17 @@ class ModelVersionOutputSerializer(ModelVersionSummarySerializer):
     metrics = serializers.JSONField(read_only=True, help_text="Training report on the held-out split.")
     eval_report = serializers.JSONField(read_only=True, help_text="Latest evaluation-gate report.")
 
-    class Meta(ModelVersionSummarySerializer.Meta):
-        fields = (*ModelVersionSummarySerializer.Meta.fields, "base_model", "labels", "metrics", "eval_report",
-                  "training_job", "previous_active", "created_by", "promoted_by")
+    class Meta:
+        model = ModelVersion
+        fields = ("id", "role", "version", "kind", "status", "macro_f1", "base_model", "labels", "metrics",
+                  "eval_report", "training_job", "previous_active", "created_by", "created_at", "promoted_by",
+                  "promoted_at")
         read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.FLOAT)
+    def get_macro_f1(self, obj: ModelVersion) -> float | None:
+        value = (obj.metrics or {}).get("macro_f1")
+        return float(value) if isinstance(value, int | float) else None
 
 
 class ModelVersionPromoteInputSerializer(serializers.Serializer):
@@ -138,7 +132,7 @@ class ModelRoleOutputSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=ModelRole.choices)
     label = serializers.CharField()
     serving = serializers.CharField(help_text='Active version, or "default" for the bundled model.')
-    active = ModelVersionSummarySerializer(allow_null=True)
+    active = ModelVersionOutputSerializer(allow_null=True)
     versions = serializers.IntegerField()
     candidates = serializers.IntegerField()
     trainable = serializers.BooleanField()
@@ -149,7 +143,7 @@ class ModelRoleOutputSerializer(serializers.Serializer):
 class ModelRoleRollbackOutputSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=ModelRole.choices)
     serving = serializers.CharField(help_text='Active version after the rollback, or "default".')
-    active = ModelVersionSummarySerializer(allow_null=True)
+    active = ModelVersionOutputSerializer(allow_null=True)
 
 
 # --- datasets
@@ -158,7 +152,14 @@ class ModelRoleRollbackOutputSerializer(serializers.Serializer):
 class DatasetCreateInputSerializer(serializers.Serializer):
     file = serializers.FileField(help_text="CSV/JSONL with text,label columns; JSONL transcripts for chat-lm.")
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    role = serializers.ChoiceField(choices=[(str(r), r.label) for r in TRAINABLE_ROLES])
+    # All roles in the choices (one enum in the schema); only trainable ones pass.
+    role = serializers.ChoiceField(choices=ModelRole.choices)
+
+    def validate_role(self, value: str) -> str:
+        if value not in TRAINABLE_ROLES:
+            raise serializers.ValidationError(
+                f"{value} cannot be trained from a dataset; choose one of {sorted(map(str, TRAINABLE_ROLES))}.")
+        return value
 
 
 class DatasetOutputSerializer(serializers.ModelSerializer):

@@ -1,12 +1,364 @@
+"""Model pages: roles and versions, datasets, live training jobs.
+
+Every page needs a role; objects of model roles the user may not see answer 404 (as if
+they did not exist); training actions need ``can_train_role``, promotion and rollback
+``can_promote``. The pages call the same services as the API.
+"""
+
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
 
 from apps.accounts.roles import Role, role_required
-from apps.mlops.selectors import role_overview
+from apps.mlops.forms import (
+    DatasetUploadForm,
+    ModelVersionEvaluateForm,
+    ModelVersionPromoteForm,
+    TrainingJobStartForm,
+    trainable_role_choices,
+)
+from apps.mlops.models import TRAINABLE_ROLES, Dataset, ModelRole, ModelVersion, TrainingJob
+from apps.mlops.permissions import can_promote, can_train_role, can_view_role
+from apps.mlops.selectors import (
+    active_version,
+    dataset_list,
+    job_snapshot,
+    model_version_list,
+    role_overview,
+    training_job_list,
+)
+from apps.mlops.services.datasets import DatasetRejected, dataset_create
+from apps.mlops.services.training import training_job_cancel, training_job_create
+from apps.mlops.services.versions import PromotionRefused, model_version_promote, model_version_rollback
+
+ANY_ROLE = tuple(Role)
+RECENT_JOBS = 10
 
 
-@role_required(*Role)
+# --- helpers that shape reports for the templates
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def report_view(report: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A classification report (``ml.metrics.classification_report``) as table rows.
+
+    The confusion matrix cells carry a 0..1 shade (share of their gold row) so the page
+    can colour them without JavaScript.
+    """
+    if not isinstance(report, dict) or "macro_f1" not in report:
+        return None
+    labels = list(report.get("labels") or report.get("per_class", {}).keys())
+    per_class = [
+        {"label": label, **{k: _number(v) for k, v in report.get("per_class", {}).get(label, {}).items()}}
+        for label in labels
+    ]
+    matrix = report.get("confusion_matrix") or []
+    rows = []
+    for label, counts in zip(labels, matrix, strict=False):
+        total = sum(counts) or 1
+        rows.append({"label": label, "cells": [
+            {"count": n, "shade": round(n / total, 2), "diagonal": i == j}
+            for j, n in enumerate(counts) for i in [labels.index(label)]
+        ]})
+    return {
+        "accuracy": _number(report.get("accuracy")),
+        "macro_f1": _number(report.get("macro_f1")),
+        "weighted_f1": _number(report.get("weighted_f1")),
+        "support": report.get("support"),
+        "labels": labels,
+        "per_class": per_class,
+        "matrix": rows,
+    }
+
+
+def gate_view(eval_report: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The latest evaluation gate result of a version: candidate vs active, same rows."""
+    if not isinstance(eval_report, dict) or "candidate" not in eval_report:
+        return None
+    candidate, active = eval_report.get("candidate") or {}, eval_report.get("active") or {}
+    return {
+        "rows": eval_report.get("rows"),
+        "dataset": eval_report.get("dataset"),
+        "evaluated_at": eval_report.get("evaluated_at"),
+        "candidate_macro_f1": _number(candidate.get("macro_f1")),
+        "candidate_accuracy": _number(candidate.get("accuracy")),
+        "active_version": active.get("version"),
+        "active_macro_f1": _number(active.get("macro_f1")),
+        "active_accuracy": _number(active.get("accuracy")),
+        "candidate": report_view(candidate),
+    }
+
+
+def _version_row(version: ModelVersion) -> dict[str, Any]:
+    metrics = version.metrics or {}
+    return {
+        "obj": version,
+        "macro_f1": _number(metrics.get("macro_f1")),
+        "accuracy": _number(metrics.get("accuracy")),
+        "eval_loss": _number(metrics.get("eval_loss")),
+        "gate": gate_view(version.eval_report),
+    }
+
+
+def _visible(queryset: QuerySet[Any], pk: int) -> Any:
+    obj = queryset.filter(pk=pk).first()
+    if obj is None:
+        raise Http404("No such object.")
+    return obj
+
+
+def _require_train(user: Any, role: str) -> None:
+    if not can_train_role(user, role):
+        raise PermissionDenied(f"Your role may not train or change {role} models.")
+
+
+def _require_promote(user: Any) -> None:
+    if not can_promote(user):
+        raise PermissionDenied("Only admins may promote or roll back models.")
+
+
+def _visible_role(user: Any, role: str) -> str:
+    if role not in ModelRole.values or not can_view_role(user, role):
+        raise Http404("No such model role.")
+    return role
+
+
+# --- models and versions
+
+
+@role_required(*ANY_ROLE)
 def models_overview(request: HttpRequest) -> HttpResponse:
-    return render(request, "mlops/models.html", {"roles": role_overview(user=request.user)})
+    roles = []
+    for row in role_overview(user=request.user):
+        active = row["active"]
+        roles.append({**row, "trainable": row["role"] in TRAINABLE_ROLES,
+                      "metrics": _version_row(active) if active else None})
+    jobs = training_job_list(user=request.user).select_related("model_version")[:RECENT_JOBS]
+    return render(request, "mlops/models.html", {
+        "roles": roles, "jobs": jobs, "can_upload": bool(trainable_role_choices(request.user)),
+    })
+
+
+def _role_context(request: HttpRequest, role: str, **extra: Any) -> dict[str, Any]:
+    versions = model_version_list(user=request.user, role=role).select_related("promoted_by", "previous_active")
+    active = active_version(role)
+    return {
+        "role": role,
+        "label": ModelRole(role).label,
+        "active": active,
+        "rows": [_version_row(v) for v in versions],
+        "can_promote": can_promote(request.user),
+        "can_rollback": can_promote(request.user) and active is not None,
+        "rollback_target": active.previous_active if active else None,
+        "trainable": role in TRAINABLE_ROLES and can_train_role(request.user, role),
+        "jobs": training_job_list(user=request.user, role=role).select_related("model_version")[:RECENT_JOBS],
+        "refusal": None,
+        **extra,
+    }
+
+
+@role_required(*ANY_ROLE)
+def role_detail(request: HttpRequest, role: str) -> HttpResponse:
+    _visible_role(request.user, role)
+    return render(request, "mlops/role.html", _role_context(request, role))
+
+
+@role_required(*ANY_ROLE)
+@require_POST
+def role_rollback(request: HttpRequest, role: str) -> HttpResponse:
+    _visible_role(request.user, role)
+    _require_promote(request.user)
+    try:
+        active = model_version_rollback(role=role, user=request.user)
+    except ValueError as exc:
+        messages.error(request, str(exc))
+    else:
+        serving = active.version if active else "the bundled default"
+        messages.success(request, f"{ModelRole(role).label} rolled back; now serving {serving}.")
+    return redirect("mlops:role", role=role)
+
+
+def _version_queryset(user: Any) -> QuerySet[ModelVersion]:
+    return model_version_list(user=user).select_related("promoted_by", "created_by", "previous_active",
+                                                        "training_job__dataset")
+
+
+@role_required(*ANY_ROLE)
+def version_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    version = _visible(_version_queryset(request.user), pk)
+    metrics = version.metrics or {}
+    datasets = dataset_list(user=request.user, role=version.role)
+    return render(request, "mlops/version_detail.html", {
+        "version": version,
+        "row": _version_row(version),
+        "report": report_view(metrics),
+        "dev_report": report_view(metrics.get("dev")),
+        "gate": gate_view(version.eval_report),
+        "note": (version.eval_report or {}).get("note"),
+        "extra_metrics": {k: v for k, v in metrics.items()
+                          if isinstance(v, int | float | str) and k not in ("accuracy", "macro_f1", "weighted_f1")},
+        "can_promote": can_promote(request.user) and version.status != ModelVersion.Status.ACTIVE,
+        "can_evaluate": can_train_role(request.user, version.role),
+        "promote_form": ModelVersionPromoteForm(),
+        "evaluate_form": ModelVersionEvaluateForm(datasets=datasets),
+    })
+
+
+@role_required(*ANY_ROLE)
+@require_POST
+def version_promote(request: HttpRequest, pk: int) -> HttpResponse:
+    version = _visible(_version_queryset(request.user), pk)
+    _require_promote(request.user)
+    form = ModelVersionPromoteForm(request.POST)
+    force = form.is_valid() and form.cleaned_data["force"]
+    try:
+        version = model_version_promote(version=version, user=request.user, force=force)
+    except PromotionRefused as exc:
+        refusal = {"version": version, "message": exc.message, "candidate_score": exc.candidate_score,
+                   "active_score": exc.active_score}
+        return render(request, "mlops/role.html", _role_context(request, version.role, refusal=refusal),
+                      status=409)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("mlops:role", role=version.role)
+    messages.success(request, f"{version.version} is now the active {ModelRole(version.role).label}"
+                              + (" (forced past the evaluation gate)." if force else "."))
+    return redirect("mlops:role", role=version.role)
+
+
+@role_required(*ANY_ROLE)
+@require_POST
+def version_evaluate(request: HttpRequest, pk: int) -> HttpResponse:
+    from apps.mlops.tasks import model_version_evaluate_task
+
+    version = _visible(_version_queryset(request.user), pk)
+    _require_train(request.user, version.role)
+    form = ModelVersionEvaluateForm(request.POST, datasets=dataset_list(user=request.user, role=version.role))
+    if not form.is_valid():
+        messages.error(request, "Choose a dataset of this model's role, or none.")
+        return redirect("mlops:version", pk=version.pk)
+    dataset = form.cleaned_data.get("dataset")
+    model_version_evaluate_task.delay(version.pk, dataset.pk if dataset else None)
+    messages.info(request, "Evaluation queued; reload this page in a minute for the report.")
+    return redirect("mlops:version", pk=version.pk)
+
+
+# --- datasets
+
+
+@role_required(*ANY_ROLE)
+def dataset_index(request: HttpRequest) -> HttpResponse:
+    datasets = dataset_list(user=request.user).select_related("created_by")
+    return render(request, "mlops/dataset_list.html", {
+        "datasets": datasets, "can_upload": bool(trainable_role_choices(request.user)),
+    })
+
+
+@role_required(*ANY_ROLE)
+def dataset_upload(request: HttpRequest) -> HttpResponse:
+    if not trainable_role_choices(request.user):
+        raise PermissionDenied("Your role cannot train any model, so it cannot upload training data.")
+    report = None
+    if request.method == "POST":
+        form = DatasetUploadForm(request.POST, request.FILES, user=request.user)
+        if form.is_valid():
+            try:
+                dataset = dataset_create(uploaded_file=form.cleaned_data["file"], name=form.cleaned_data["name"],
+                                         role=form.cleaned_data["role"], user=request.user)
+            except DatasetRejected as exc:
+                report = exc.report
+                form.add_error("file", "The file failed validation; see the report below.")
+            else:
+                messages.success(request, f"Dataset {dataset.name} saved: {dataset.rows} rows.")
+                return redirect("mlops:dataset", pk=dataset.pk)
+    else:
+        form = DatasetUploadForm(user=request.user, initial={"role": request.GET.get("role")})
+    return render(request, "mlops/dataset_upload.html", {"form": form, "report": report})
+
+
+def _dataset_context(request: HttpRequest, dataset: Dataset, form: TrainingJobStartForm | None) -> dict[str, Any]:
+    report = dataset.validation or {}
+    counts = dataset.label_counts or {}
+    largest = max(counts.values(), default=0) or 1
+    return {
+        "dataset": dataset,
+        "report": report,
+        "labels": [{"label": k, "count": v, "width": round(100 * v / largest)} for k, v in counts.items()],
+        "jobs": dataset.jobs.select_related("model_version"),
+        "can_train": can_train_role(request.user, dataset.role) and dataset.role in TRAINABLE_ROLES,
+        "form": form if form is not None else TrainingJobStartForm(dataset=dataset),
+    }
+
+
+@role_required(*ANY_ROLE)
+def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    dataset = _visible(dataset_list(user=request.user).select_related("created_by"), pk)
+    if request.method != "POST":
+        return render(request, "mlops/dataset_detail.html", _dataset_context(request, dataset, None))
+    _require_train(request.user, dataset.role)
+    form = TrainingJobStartForm(request.POST, dataset=dataset)
+    if form.is_valid():
+        try:
+            job = training_job_create(dataset=dataset, method=form.cleaned_data["method"], params=form.params(),
+                                      user=request.user, idempotency_key=form.cleaned_data["idempotency_key"] or None)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, f"Job {job.pk} queued.")
+            return redirect("mlops:job", pk=job.pk)
+    return render(request, "mlops/dataset_detail.html", _dataset_context(request, dataset, form), status=400)
+
+
+# --- training jobs
+
+
+@role_required(*ANY_ROLE)
+def job_index(request: HttpRequest) -> HttpResponse:
+    jobs = training_job_list(user=request.user).select_related("model_version")
+    status = request.GET.get("status")
+    if status in TrainingJob.Status.values:
+        jobs = jobs.filter(status=status)
+    return render(request, "mlops/job_list.html", {
+        "jobs": jobs[:200], "status": status, "statuses": TrainingJob.Status.choices,
+    })
+
+
+@role_required(*ANY_ROLE)
+def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    job = _visible(training_job_list(user=request.user).select_related("model_version", "created_by"), pk)
+    history = job.metrics_history or []
+    latest_dev = next((h.get("dev") for h in reversed(history) if isinstance(h, dict) and h.get("dev")), None)
+    return render(request, "mlops/job_detail.html", {
+        "job": job,
+        "snapshot": job_snapshot(job),
+        "dev_report": report_view(latest_dev),
+        "can_cancel": can_train_role(request.user, job.role) and not job.is_finished,
+        "ws_path": f"/ws/mlops/jobs/{job.pk}/",
+        "version_url_template": reverse("mlops:version", kwargs={"pk": 0}),
+    })
+
+
+@role_required(*ANY_ROLE)
+@require_POST
+def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    job = _visible(training_job_list(user=request.user), pk)
+    _require_train(request.user, job.role)
+    try:
+        job = training_job_cancel(job=job, user=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.info(request, "Job cancelled." if job.status == TrainingJob.Status.CANCELLED
+                      else "Cancel requested; the job stops at its next check.")
+    return redirect("mlops:job", pk=job.pk)

@@ -133,6 +133,13 @@ def load_conversations(path: Path) -> list[Conversation]:
     return conversations
 
 
+def _render(tokenizer: PreTrainedTokenizerBase, messages: Conversation) -> str:
+    text = tokenizer.apply_chat_template(messages, tokenize=False)
+    if not isinstance(text, str):
+        raise TypeError(f"chat template rendered {type(text).__name__}, expected str")
+    return text
+
+
 def encode_conversation(
     tokenizer: PreTrainedTokenizerBase, messages: Conversation, max_length: int
 ) -> tuple[list[int], list[int]]:
@@ -155,13 +162,13 @@ def encode_conversation(
     Raises:
         ValueError: the template renders a conversation's start differently on its own.
     """
-    text = tokenizer.apply_chat_template(messages, tokenize=False)
+    text = _render(tokenizer, messages)
     end_marker = tokenizer.eos_token or ""
     spans = []
     for i, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
-        upto = tokenizer.apply_chat_template(messages[: i + 1], tokenize=False)
+        upto = _render(tokenizer, messages[: i + 1])
         if not text.startswith(upto):
             raise ValueError("the chat template renders a conversation's start differently on its own")
         start = upto.rfind(message["content"])
@@ -256,7 +263,7 @@ def train_chat_lora(args: ChatLoraArgs, progress: Progress | None = None) -> Man
     n_eval = len(rows) // 10 if len(rows) >= 10 else 0
     eval_rows, train_rows = rows[:n_eval], rows[n_eval:]
 
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32).to(info.device)
+    base: Any = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)  # fp32 master weights
     lora = LoraConfig(
         task_type=TaskType.CAUSAL_LM,
         r=args.lora_r,
@@ -264,7 +271,7 @@ def train_chat_lora(args: ChatLoraArgs, progress: Progress | None = None) -> Man
         lora_dropout=args.lora_dropout,
         target_modules=["q_proj", "v_proj"],
     )
-    model = get_peft_model(model, lora)
+    model = get_peft_model(base.to(info.device), lora)
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     per_epoch = math.ceil(len(train_rows) / args.batch_size)
@@ -277,7 +284,8 @@ def train_chat_lora(args: ChatLoraArgs, progress: Progress | None = None) -> Man
     split = {"train": len(train_rows), "eval": len(eval_rows)}
     emit(_event("start", total_steps=total_steps, steps_per_epoch=per_epoch, device=info.device, split=split))
 
-    step, epoch_losses, eval_loss = 0, [], None
+    step, eval_loss = 0, None
+    epoch_losses: list[float] = []
     order = random.Random(args.seed + 1)
     for epoch in range(args.epochs):
         if step >= total_steps:
@@ -341,7 +349,7 @@ def train_chat_lora(args: ChatLoraArgs, progress: Progress | None = None) -> Man
     )
 
     def write(staging: Path) -> None:
-        model.save_pretrained(staging, safe_serialization=True)  # adapter weights only
+        model.save_pretrained(str(staging), safe_serialization=True)  # adapter weights only
         tokenizer.save_pretrained(staging)
 
     write_dir_atomically(output_dir, write)

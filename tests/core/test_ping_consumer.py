@@ -1,0 +1,202 @@
+"""ws/ping/ through the real ASGI stack (origin check, session/token auth, channel layer)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.test import override_settings
+from rest_framework.authtoken.models import Token
+
+from config.asgi import application
+
+pytestmark = pytest.mark.django_db
+
+ORIGIN = [(b"origin", b"http://testserver"), (b"host", b"testserver")]
+TIMEOUT = 5  # seconds; generous for a loaded 2-core machine, never reached when things work
+
+
+def run(scenario: Callable[[], Awaitable[None]]) -> None:
+    """Runs an async scenario from a sync test: DB calls go back to this thread's connection."""
+    async_to_sync(scenario)()
+
+
+def socket(token: str | None = None, headers: list[tuple[bytes, bytes]] | None = None) -> WebsocketCommunicator:
+    path = "/ws/ping/" + (f"?token={token}" if token else "")
+    return WebsocketCommunicator(application, path, headers=ORIGIN if headers is None else headers)
+
+
+async def receive_until(comm: WebsocketCommunicator, match: Callable[[dict[str, Any]], bool]) -> list[dict]:
+    """Frames up to and including the first that ``match``es (other sockets may share the group)."""
+    seen = []
+    while True:
+        frame = await comm.receive_json_from(timeout=TIMEOUT)
+        seen.append(frame)
+        if match(frame):
+            return seen
+
+
+@pytest.fixture
+def token_of(make_user):
+    def make(*roles: str) -> str:
+        return Token.objects.create(user=make_user(*roles)).key
+
+    return make
+
+
+def test_anonymous_is_closed_with_4401():
+    async def scenario():
+        connected, code = await socket().connect(timeout=TIMEOUT)
+        assert (connected, code) == (False, 4401)
+
+    run(scenario)
+
+
+def test_unknown_token_is_closed_with_4401():
+    async def scenario():
+        connected, code = await socket("f" * 40).connect(timeout=TIMEOUT)
+        assert (connected, code) == (False, 4401)
+
+    run(scenario)
+
+
+def test_foreign_origin_is_refused(token_of):
+    token = token_of("analyst")
+
+    async def scenario():
+        comm = socket(token, headers=[(b"origin", b"http://evil.example"), (b"host", b"testserver")])
+        connected, _ = await comm.connect(timeout=TIMEOUT)
+        assert not connected
+
+    run(scenario)
+
+
+def test_token_user_gets_hello_pong_and_echo(token_of):
+    token = token_of("analyst")
+
+    async def scenario():
+        comm = socket(token)
+        connected, _ = await comm.connect(timeout=TIMEOUT)
+        assert connected
+        hello = await comm.receive_json_from(timeout=TIMEOUT)
+        assert hello["type"] == "hello"
+        assert hello["user"].startswith("analyst-")
+        assert hello["server"] == settings.SERVER_NAME
+
+        await comm.send_json_to({"type": "ping"})
+        assert await comm.receive_json_from(timeout=TIMEOUT) == {"type": "pong", "server": settings.SERVER_NAME}
+
+        await comm.send_json_to({"type": "echo", "text": "héllo ✓"})
+        assert await comm.receive_json_from(timeout=TIMEOUT) == {"type": "echo", "text": "héllo ✓"}
+        await comm.disconnect()
+
+    run(scenario)
+
+
+def test_session_cookie_signs_in_too(client, make_user):
+    user = make_user("agent")
+    client.force_login(user)
+    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+
+    async def scenario():
+        comm = socket(headers=[*ORIGIN, (b"cookie", cookie.encode())])
+        connected, _ = await comm.connect(timeout=TIMEOUT)
+        assert connected
+        assert (await comm.receive_json_from(timeout=TIMEOUT))["user"] == user.username
+        await comm.disconnect()
+
+    run(scenario)
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("this is not json", "invalid_json"),
+        ("[1, 2]", "invalid_message"),
+        ('{"no": "type"}', "invalid_message"),
+        ('{"type": "dance"}', "unknown_type"),
+    ],
+)
+def test_bad_frame_gets_an_error_frame_and_the_socket_stays_open(token_of, frame, code):
+    token = token_of("analyst")
+
+    async def scenario():
+        comm = socket(token)
+        await comm.connect(timeout=TIMEOUT)
+        await comm.receive_json_from(timeout=TIMEOUT)  # hello
+
+        await comm.send_to(text_data=frame)
+        error = await comm.receive_json_from(timeout=TIMEOUT)
+        assert error["type"] == "error"
+        assert error["code"] == code
+        assert error["message"]
+
+        await comm.send_json_to({"type": "ping"})
+        assert (await comm.receive_json_from(timeout=TIMEOUT))["type"] == "pong"
+        await comm.disconnect()
+
+    run(scenario)
+
+
+@override_settings(WEBSOCKET_MAX_FRAME_BYTES=100)
+def test_oversized_frame_is_refused(token_of):
+    token = token_of("analyst")
+
+    async def scenario():
+        comm = socket(token)
+        await comm.connect(timeout=TIMEOUT)
+        await comm.receive_json_from(timeout=TIMEOUT)  # hello
+
+        await comm.send_to(text_data=json.dumps({"type": "echo", "text": "x" * 200}))
+        assert (await comm.receive_json_from(timeout=TIMEOUT))["code"] == "frame_too_large"
+        await comm.disconnect()
+
+    run(scenario)
+
+
+def test_non_admin_may_not_broadcast(token_of):
+    token = token_of("analyst")
+    text = f"not-allowed-{uuid.uuid4().hex}"
+
+    async def scenario():
+        comm = socket(token)
+        await comm.connect(timeout=TIMEOUT)
+        await comm.receive_json_from(timeout=TIMEOUT)  # hello
+
+        await comm.send_json_to({"type": "broadcast", "text": text})
+        error = await comm.receive_json_from(timeout=TIMEOUT)
+        assert (error["type"], error["code"]) == ("error", "forbidden")
+
+        await comm.send_json_to({"type": "ping"})
+        frames = await receive_until(comm, lambda f: f["type"] == "pong")
+        assert not [f for f in frames if f.get("text") == text]  # this socket is in the group too
+        await comm.disconnect()
+
+    run(scenario)
+
+
+def test_admin_broadcast_reaches_every_socket(token_of):
+    listener_token, admin_token = token_of("analyst"), token_of("admin")
+    text = f"hello-all-{uuid.uuid4().hex}"
+
+    async def scenario():
+        listener, admin = socket(listener_token), socket(admin_token)
+        for comm in (listener, admin):
+            assert (await comm.connect(timeout=TIMEOUT))[0]
+            assert (await comm.receive_json_from(timeout=TIMEOUT))["type"] == "hello"
+
+        await admin.send_json_to({"type": "broadcast", "text": text})
+
+        for comm in (listener, admin):
+            frames = await receive_until(comm, lambda f: f.get("text") == text)
+            assert frames[-1] == {"type": "broadcast", "text": text, "origin": settings.SERVER_NAME}
+        await listener.disconnect()
+        await admin.disconnect()
+
+    run(scenario)
