@@ -247,4 +247,4 @@ SERVER_NAME = env.str("TRELLIS_SERVER_NAME", default=os.uname().nodename + f":{o
 WHITENOISE_USE_FINDERS = not PRODUCTION
 
 # Management commands that load each app's demo data into the embedded default (`make run`).
-TRELLIS_DEMO_COMMANDS: list[list[str]] = [["create_demo_users"]]
+TRELLIS_DEMO_COMMANDS: list[list[str]] = [["create_demo_users"], ["mlops_demo"]]

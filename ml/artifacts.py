@@ -129,3 +129,65 @@ def new_version_id(role: str) -> str:
     """A sortable, unique version id such as ``sentiment-20261122T053000-3f9a``."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     return f"{role}-{stamp}-{os.urandom(2).hex()}"
+
+
+def detect_kind(source: Path) -> str:
+    """Guesses the artifact kind of a local model folder from the files it holds.
+
+    Raises:
+        ArtifactError: nothing in the folder says what it is.
+    """
+    source = Path(source)
+    if (source / MANIFEST).is_file():
+        return read_manifest(source).kind
+    if (source / "modules.json").is_file():
+        return "sentence-transformer"
+    if (source / "config.cfg").is_file() and (source / "meta.json").is_file():
+        return "spacy"
+    if (source / "adapter_config.json").is_file():
+        raise ArtifactError(f"{source} is a bare adapter; register its base model and train through Trellis")
+    config = source / "config.json"
+    if config.is_file():
+        try:
+            architectures = json.loads(config.read_text(encoding="utf-8")).get("architectures") or []
+        except ValueError as exc:
+            raise ArtifactError(f"unreadable {config}: {exc}") from exc
+        if any(a.endswith("ForCausalLM") for a in architectures):
+            return "causal-lm"
+        if any(a.endswith("ForSequenceClassification") for a in architectures):
+            return "hf-classifier"
+    raise ArtifactError(f"cannot tell what model {source} holds (no modules.json, config.json or config.cfg)")
+
+
+def wrap_model_dir(source: Path, target: Path, *, role: str, kind: str | None = None,
+                   version: str | None = None) -> Manifest:
+    """Makes any local model folder (e.g. a larger Hugging Face model) a registry artifact.
+
+    The weights stay where they are; ``target`` gets a manifest whose ``extra.weights_dir``
+    points at ``source``.
+
+    Args:
+        source: the model folder (Hugging Face, sentence-transformers or spaCy layout).
+        target: the artifact directory to create.
+        role: registry role it will serve.
+        kind: artifact kind; detected from the files when None.
+        version: version id; a new one when None.
+
+    Returns:
+        The manifest written.
+    """
+    source = Path(source).resolve()
+    if not source.is_dir():
+        raise ArtifactError(f"{source} is not a directory")
+    kind = kind or detect_kind(source)
+    if kind not in KINDS:
+        raise ArtifactError(f"unknown artifact kind {kind!r}")
+    labels: list[str] = []
+    if kind == "hf-classifier":
+        config = json.loads((source / "config.json").read_text(encoding="utf-8"))
+        id2label = config.get("id2label") or {}
+        labels = [id2label[k] for k in sorted(id2label, key=lambda k: int(k))]
+    manifest = Manifest(role=role, kind=kind, version=version or new_version_id(role), base_model=str(source),
+                        task="registered", labels=labels, extra={"weights_dir": str(source)})
+    write_manifest(Path(target), manifest)
+    return manifest

@@ -65,11 +65,10 @@ def report_view(report: dict[str, Any] | None) -> dict[str, Any] | None:
     ]
     matrix = report.get("confusion_matrix") or []
     rows = []
-    for label, counts in zip(labels, matrix, strict=False):
+    for i, (label, counts) in enumerate(zip(labels, matrix, strict=False)):
         total = sum(counts) or 1
         rows.append({"label": label, "cells": [
-            {"count": n, "shade": round(n / total, 2), "diagonal": i == j}
-            for j, n in enumerate(counts) for i in [labels.index(label)]
+            {"count": n, "shade": round(n / total, 2), "diagonal": i == j} for j, n in enumerate(counts)
         ]})
     return {
         "accuracy": _number(report.get("accuracy")),
@@ -282,8 +281,8 @@ def dataset_upload(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(request, f"Dataset {dataset.name} saved: {dataset.rows} rows.")
                 return redirect("mlops:dataset", pk=dataset.pk)
-    else:
-        form = DatasetUploadForm(user=request.user, initial={"role": request.GET.get("role")})
+        return render(request, "mlops/dataset_upload.html", {"form": form, "report": report}, status=400)
+    form = DatasetUploadForm(user=request.user, initial={"role": request.GET.get("role")})
     return render(request, "mlops/dataset_upload.html", {"form": form, "report": report})
 
 

@@ -235,7 +235,8 @@ def _build_model(args: ClassifierTrainArgs, labels: list[str]) -> torch.nn.Modul
 
 
 def _optimizer(model: torch.nn.Module, args: ClassifierTrainArgs) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for param in model.parameters():
         if param.requires_grad:  # biases and LayerNorm gains are not decayed (BERT recipe)
             (no_decay if param.ndim < 2 else decay).append(param)

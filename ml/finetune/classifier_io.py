@@ -91,7 +91,7 @@ def load_classifier_plain(path: str | Path) -> tuple[torch.nn.Module, Any, Manif
     return model.to(devices.current().device).eval(), tokenizer, manifest
 
 
-def save_classifier(model: torch.nn.Module, tokenizer: Any, manifest: Manifest,
+def save_classifier(model: Any, tokenizer: Any, manifest: Manifest,
                     out_dir: Path) -> Path:
     """Writes a classifier artifact: weights (safetensors), tokenizer, manifest last.
 
@@ -101,7 +101,7 @@ def save_classifier(model: torch.nn.Module, tokenizer: Any, manifest: Manifest,
     ``adapter_model.safetensors`` (LoRA weights and the head).
 
     Args:
-        model: the trained model (plain or peft).
+        model: the trained model (a transformers ``PreTrainedModel`` or a ``PeftModel``).
         tokenizer: its tokenizer.
         manifest: what the directory holds.
         out_dir: the artifact directory (replaced if present).

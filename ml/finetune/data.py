@@ -355,7 +355,7 @@ def _hold_out(rows: list[Row], fraction: float, seed: int) -> tuple[list[Row], l
     if len(rest) < 2:
         return list(rows), []
     n_held = min(max(1, round(len(rest) * fraction)), len(rest) - 1)
-    stratify = [label for _, label in rest]
+    stratify: list[str] | None = [label for _, label in rest]
     if n_held < n_classes or len(rest) - n_held < n_classes:
         stratify = None
     keep, held = train_test_split(rest, test_size=n_held, random_state=seed, stratify=stratify)

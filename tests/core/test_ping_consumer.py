@@ -4,42 +4,15 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import pytest
-from asgiref.sync import async_to_sync
-from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import override_settings
 from rest_framework.authtoken.models import Token
 
-from config.asgi import application
+from tests.core.ws import ORIGIN, TIMEOUT, receive_until, run, socket
 
 pytestmark = pytest.mark.django_db
-
-ORIGIN = [(b"origin", b"http://testserver"), (b"host", b"testserver")]
-TIMEOUT = 5  # seconds; generous for a loaded 2-core machine, never reached when things work
-
-
-def run(scenario: Callable[[], Awaitable[None]]) -> None:
-    """Runs an async scenario from a sync test: DB calls go back to this thread's connection."""
-    async_to_sync(scenario)()
-
-
-def socket(token: str | None = None, headers: list[tuple[bytes, bytes]] | None = None) -> WebsocketCommunicator:
-    path = "/ws/ping/" + (f"?token={token}" if token else "")
-    return WebsocketCommunicator(application, path, headers=ORIGIN if headers is None else headers)
-
-
-async def receive_until(comm: WebsocketCommunicator, match: Callable[[dict[str, Any]], bool]) -> list[dict]:
-    """Frames up to and including the first that ``match``es (other sockets may share the group)."""
-    seen = []
-    while True:
-        frame = await comm.receive_json_from(timeout=TIMEOUT)
-        seen.append(frame)
-        if match(frame):
-            return seen
 
 
 @pytest.fixture

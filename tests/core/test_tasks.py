@@ -10,7 +10,7 @@ from asgiref.sync import sync_to_async
 from rest_framework.authtoken.models import Token
 
 from apps.core.tasks import core_ping_task
-from tests.core.test_ping_consumer import TIMEOUT, receive_until, run, socket
+from tests.core.ws import TIMEOUT, receive_until, run, socket
 
 pytestmark = pytest.mark.django_db
 

@@ -91,13 +91,14 @@ def test_missing_roles_and_bad_messages_are_all_listed(tmp_path):
         ],
     )
 
-    with pytest.raises(ValueError, match="4 problem") as exc:
+    with pytest.raises(ValueError, match="5 problem") as exc:
         load_conversations(path)
 
     message = str(exc.value)
     assert "line 1: no assistant message" in message
     assert "line 2: message 1 needs a role" in message
     assert "line 2: message 2 (assistant) has no text content" in message
+    assert "line 2: no user message" in message
     assert 'line 3: needs a non-empty "messages" list' in message
 
 

@@ -78,8 +78,10 @@ def test_full_finetune_beats_majority_baseline(rows, tmp_path):
     assert {"accuracy", "macro_f1", "weighted_f1", "per_class", "confusion_matrix",
             "dev"} <= set(metrics)
     art = result.artifact_dir
-    assert (art / "config.json").is_file() and (art / "model.safetensors").is_file()
-    assert (art / "manifest.json").is_file() and (art / "tokenizer.json").is_file()
+    assert (art / "config.json").is_file()
+    assert (art / "model.safetensors").is_file()
+    assert (art / "manifest.json").is_file()
+    assert (art / "tokenizer.json").is_file()
     assert not (tmp_path / "full.ckpt").exists()  # cleared after success
     # and the artifact, loaded the way it is served, scores the same on the same rows
     assert evaluate_artifact(art, result.test_rows)["accuracy"] == pytest.approx(metrics["accuracy"])
@@ -87,7 +89,8 @@ def test_full_finetune_beats_majority_baseline(rows, tmp_path):
     kinds = {e["event"] for e in events}
     assert {"start", "step", "epoch", "done"} <= kinds
     epoch_events = [e for e in events if e["event"] == "epoch"]
-    assert len(epoch_events) == 2 and "macro_f1" in epoch_events[0]["dev"]
+    assert len(epoch_events) == 2
+    assert "macro_f1" in epoch_events[0]["dev"]
     step = next(e for e in events if e["event"] == "step")
     assert {"epoch", "step", "total_steps", "loss"} <= set(step)
 
@@ -150,7 +153,8 @@ def test_cancel_then_resume_from_checkpoint(rows, tmp_path):
 
     # then it resumes at step 5, finishes both epochs and writes the artifact
     assert result.resumed_from_step == 5
-    assert events[0]["event"] == "start" and events[0]["resumed_from_step"] == 5
+    assert events[0]["event"] == "start"
+    assert events[0]["resumed_from_step"] == 5
     assert [h["epoch"] for h in result.history] == [1, 2]
     assert result.history[-1]["step"] == events[0]["total_steps"]
     assert (result.artifact_dir / "adapter_model.safetensors").is_file()
@@ -169,4 +173,5 @@ def test_invalid_data_is_rejected_before_training(tmp_path):
     with pytest.raises(DatasetInvalid) as invalid:
         train_classifier(_args(rows, tmp_path / "one"))
     assert any("only one class" in e for e in invalid.value.report.errors)
-    assert not (tmp_path / "one").exists() and not (tmp_path / "one.ckpt").exists()
+    assert not (tmp_path / "one").exists()
+    assert not (tmp_path / "one.ckpt").exists()

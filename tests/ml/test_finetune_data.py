@@ -68,7 +68,8 @@ def test_non_utf8_reports_the_byte_offset(tmp_path):
     path.write_bytes("text,label\ncaf\u00e9,x\n".encode("latin-1"))  # é is 0xe9 at byte 14
     report = validate(path)
     assert not report.ok
-    assert "not UTF-8" in report.errors[0] and "byte offset 14" in report.errors[0]
+    assert "not UTF-8" in report.errors[0]
+    assert "byte offset 14" in report.errors[0]
     assert "0xe9" in report.errors[0]
 
 
@@ -106,13 +107,16 @@ def test_duplicates_and_conflicts_are_dropped_and_reported():
     report = validate(rows)
 
     assert report.ok
-    assert report.duplicates == 2 and report.conflicts == 1 and report.dropped_empty == 1
+    assert report.duplicates == 2
+    assert report.conflicts == 1
+    assert report.dropped_empty == 1
     assert sorted(report.rows) == sorted([("where is my parcel", "shipping"), ("refund me", "refund"),
                                           ("money back", "refund"), ("track it", "shipping")])
     assert report.label_counts == {"refund": 2, "shipping": 2}
     assert any("2 duplicate row(s) dropped" in w for w in report.warnings)
     assert any("conflicting labels" in w for w in report.warnings)
-    assert report.to_dict()["n_rows"] == 4 and "rows" not in report.to_dict()
+    assert report.to_dict()["n_rows"] == 4
+    assert "rows" not in report.to_dict()
 
 
 def test_imbalance_and_tiny_classes_are_warnings(tmp_path):
@@ -138,7 +142,8 @@ def test_stratified_split_keeps_proportions_and_every_class_in_train():
     assert sorted(split.train + split.dev + split.test) == sorted(rows)
     assert {label for _, label in split.train} == {"a", "b", "c", "d", "e"}
     test_counts = Counter(label for _, label in split.test)
-    assert test_counts["a"] == pytest.approx(10, abs=1) and test_counts["b"] == pytest.approx(5, abs=1)
+    assert test_counts["a"] == pytest.approx(10, abs=1)
+    assert test_counts["b"] == pytest.approx(5, abs=1)
     assert split == stratified_split(rows, dev_fraction=0.1, test_fraction=0.1, seed=3)  # seeded
 
 
@@ -146,13 +151,15 @@ def test_split_with_more_classes_than_held_out_rows_still_trains_every_class():
     rows = _rows({f"c{i}": 3 for i in range(30)})  # 90 rows, 9 test rows < 30 classes
     split = stratified_split(rows, 0.1, 0.1, seed=0)
     assert {label for _, label in split.train} == {f"c{i}" for i in range(30)}
-    assert len(split.test) == 9 and len(split.dev) == 9
+    assert len(split.test) == 9
+    assert len(split.dev) == 9
 
 
 def test_subsample_keeps_every_class():
     rows = _rows({"a": 200, "b": 5, "c": 1})
     picked = subsample(rows, 20, seed=1)
-    assert len(picked) == 20 and {label for _, label in picked} == {"a", "b", "c"}
+    assert len(picked) == 20
+    assert {label for _, label in picked} == {"a", "b", "c"}
 
 
 def test_class_weights_are_inverse_frequency_with_mean_one_per_row():

@@ -168,3 +168,35 @@ def model_version_rollback(*, role: str, user: Any) -> ModelVersion | None:
 def _resync(role: str) -> None:
     serving_reset()
     registry_sync(role, force=True)
+
+
+def model_version_register(*, role: str, path: str, user: Any, kind: str | None = None) -> ModelVersion:
+    """Registers any local model folder (a larger LM on a GPU machine, say) as a candidate.
+
+    The folder is wrapped in an artifact (manifest pointing at it) and loaded once to prove
+    it works before the version is recorded; promote it like any other candidate.
+
+    Raises:
+        ValidationError: unknown role, unreadable folder, or a model that fails to load.
+    """
+    from django.conf import settings
+
+    from apps.mlops.models import ModelRole
+    from ml.artifacts import ArtifactError, new_version_id, wrap_model_dir
+
+    if role not in ModelRole.values:
+        raise ValidationError(f"unknown role {role!r}; one of {ModelRole.values}")
+    version_id = new_version_id(role)
+    target = Path(settings.ARTIFACTS_DIR) / role / version_id
+    try:
+        manifest = wrap_model_dir(Path(path), target, role=role, kind=kind, version=version_id)
+        default_registry().load_artifact(target)
+    except (ArtifactError, OSError, ValueError) as exc:
+        import shutil
+
+        shutil.rmtree(target, ignore_errors=True)
+        raise ValidationError(f"cannot register {path}: {exc}") from exc
+    return ModelVersion.objects.create(
+        role=role, version=manifest.version, kind=manifest.kind, artifact_path=str(target),
+        base_model=manifest.base_model, labels=manifest.labels, created_by=user,
+    )
