@@ -127,3 +127,40 @@ def test_training_job_makes_one_candidate_that_beats_the_majority(make_user, med
     assert version.kind == "lora-classifier"
     assert sorted(version.labels) == ["account", "order_status", "payment", "refund"]
     assert version.metrics["accuracy"] > version.metrics["majority_baseline_accuracy"] + 0.2
+
+
+def test_chat_transcripts_are_validated_before_storing(make_user, media):
+    agent = make_user("agent")
+    bad = b'{"messages": [{"role": "user", "content": "hi"}]}\n{not json}\n'
+    with pytest.raises(DatasetRejected) as caught:
+        dataset_create(uploaded_file=upload(bad, "chats.jsonl"), name="chats", role="chat-lm", user=agent)
+    assert any("line 2" in e for e in caught.value.report["errors"])
+    good = b"\n".join(
+        b'{"messages": [{"role": "user", "content": "where is my order"}, '
+        b'{"role": "assistant", "content": "It ships tomorrow."}]}' for _ in range(3))
+    dataset = dataset_create(uploaded_file=upload(good, "chats.jsonl"), name="chats", role="chat-lm", user=agent)
+    assert dataset.task == "chat-transcripts"
+    assert dataset.rows == 3
+    with pytest.raises(ValidationError, match="LoRA only"):
+        training_job_create(dataset=dataset, method="full", params={}, user=agent)
+
+
+def test_chat_lm_lora_job_makes_a_candidate(make_user, media, django_capture_on_commit_callbacks):
+    # given a dozen resolved conversations
+    agent = make_user("agent")
+    lines = [
+        '{"messages": [{"role": "user", "content": "Where is order %d?"}, '
+        '{"role": "assistant", "content": "Order %d ships within two days."}]}' % (i, i) for i in range(12)
+    ]
+    dataset = dataset_create(uploaded_file=upload("\n".join(lines).encode(), "chats.jsonl"), name="chats",
+                             role="chat-lm", user=agent)
+    with django_capture_on_commit_callbacks(execute=False):
+        job = training_job_create(dataset=dataset, method="lora", user=agent,
+                                  params={"max_steps": 2, "max_length": 64, "batch_size": 4})
+    # when it runs
+    job = training_job_run(job.pk)
+    # then a LoRA chat-LM candidate exists with a held-out loss
+    assert job.status == TrainingJob.Status.SUCCEEDED, job.error
+    version = job.model_version
+    assert version.kind == "lora-causal-lm"
+    assert "eval_loss" in version.metrics

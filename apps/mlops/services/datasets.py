@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -28,9 +29,30 @@ def _rejected(message: str) -> DatasetRejected:
 
 def _validate_transcripts(raw: bytes) -> dict[str, Any]:
     """Checks chat transcripts (JSONL, one ``{"messages": [...]}`` per line)."""
-    from ml.finetune.chat_lora import validate_transcripts
+    import tempfile
+    from collections import Counter
 
-    return validate_transcripts(raw)
+    from ml.finetune.chat_lora import load_conversations
+
+    report: dict[str, Any] = {"ok": False, "errors": [], "warnings": [], "data_hash": hashlib.sha256(raw).hexdigest()}
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        report["errors"].append(f"the file is not UTF-8 (bad byte at offset {exc.start})")
+        return report
+    with tempfile.NamedTemporaryFile(suffix=".jsonl") as tmp:
+        tmp.write(raw)
+        tmp.flush()
+        try:
+            conversations = load_conversations(Path(tmp.name))
+        except ValueError as exc:
+            report["errors"] += [line for line in str(exc).splitlines()[1:] if line.strip()] or [str(exc)]
+            return report
+    roles = Counter(m["role"] for conv in conversations for m in conv)
+    if len(conversations) < 10:
+        report["warnings"].append(f"only {len(conversations)} conversations: no held-out loss can be measured")
+    report.update(ok=True, n_rows=len(conversations), label_counts=dict(roles))
+    return report
 
 
 def _read_upload(uploaded_file: Any) -> bytes:
@@ -57,7 +79,6 @@ def dataset_validate(*, raw: bytes, role: str, filename: str = "") -> dict[str, 
         report = _validate_transcripts(raw)
     else:
         import tempfile
-        from pathlib import Path
 
         suffix = Path(filename).suffix.lower() or ".csv"
         with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:
@@ -99,8 +120,6 @@ def dataset_create(*, uploaded_file: Any, name: str, role: str, user: Any, sourc
 
 
 def _storage_name(filename: str, sha256: str) -> str:
-    from pathlib import Path
-
     suffix = Path(filename).suffix.lower()
     return f"{sha256[:16]}{suffix if suffix in {'.csv', '.jsonl', '.json', '.ndjson'} else '.csv'}"
 

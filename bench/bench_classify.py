@@ -1,0 +1,160 @@
+"""Classifier serving speed: batched vs one at a time, and int8 vs fp32 (speed and macro-F1).
+
+The transformer classifier is either loaded from ``--artifact DIR`` (an hf-/lora-classifier
+artifact) or, by default, fine-tuned here for one epoch on ~1000 rows of
+twitter_financial_news_sentiment (plain torch loop, ~1-2 min on one core) so that macro-F1
+means something. All measurements run on the same held-out rows of ``sent_valid.csv``.
+Goals: batched (64) >= 5x one at a time; int8 >= 2x fp32 at batch 64 with macro-F1
+within 1 point.
+
+    TRELLIS_TORCH_THREADS=1 python bench/bench_classify.py [--train-rows 1000] [--eval-rows 512]
+    TRELLIS_TORCH_THREADS=1 python bench/bench_classify.py --artifact var/artifacts/sentiment/v3
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import argparse  # noqa: E402
+import csv  # noqa: E402
+import os  # noqa: E402
+import random  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from typing import Any  # noqa: E402
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+DATASET = Path(os.environ.get("TRELLIS_DATASETS", "/work/shared/datasets")) / "twitter_financial_news_sentiment"
+LABELS = {"0": "bearish", "1": "bullish", "2": "neutral"}  # per the dataset's README
+
+
+def read_rows(path: Path) -> list[tuple[str, str]]:
+    """(text, label name) rows of a twitter_financial_news_sentiment CSV."""
+    with open(path, encoding="utf-8", newline="") as fh:
+        return [(row["text"], LABELS[row["label"]]) for row in csv.DictReader(fh)]
+
+
+def train_quick(rows: list[tuple[str, str]], labels: list[str], max_length: int, seed: int = 0) -> Any:
+    """One epoch of full fine-tuning of MiniLM + a new head (batch 16, AdamW 1e-4).
+
+    Class-weighted loss: neutral is 65% of the data, and one unweighted epoch mostly
+    learns to answer "neutral", which would make macro-F1 meaningless.
+    """
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from ml.classify import SequenceClassifier
+    from ml.defaults import embedder_weights
+
+    torch.manual_seed(seed)
+    base = str(embedder_weights())
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base, num_labels=len(labels), id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+    )
+    y_all = torch.tensor([labels.index(y) for _, y in rows])
+    counts = torch.bincount(y_all, minlength=len(labels)).float()
+    loss_fn = torch.nn.CrossEntropyLoss(weight=len(rows) / (len(labels) * counts))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    model.train()
+    for start in range(0, len(order), 16):
+        idx = order[start : start + 16]
+        enc = tokenizer([rows[i][0] for i in idx], padding=True, truncation=True,
+                        max_length=max_length, return_tensors="pt")
+        loss = loss_fn(model(**enc).logits, y_all[idx])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return SequenceClassifier(model.eval(), tokenizer, labels, max_length=max_length)
+
+
+def rate(run: Callable[[], object], count: int, rounds: int) -> list[float]:
+    """Items per second of ``run`` over ``rounds`` timed calls."""
+    rates = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        run()
+        rates.append(count / (time.perf_counter() - started))
+    return rates
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--artifact", type=Path, help="hf-/lora-classifier artifact dir (skips training)")
+    parser.add_argument("--train-rows", type=int, default=1000)
+    parser.add_argument("--eval-rows", type=int, default=512)
+    parser.add_argument("--single-rows", type=int, default=128, help="rows timed one at a time")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--max-length", type=int, default=64)
+    args = parser.parse_args()
+
+    from ml import devices
+    from ml.metrics import classification_report
+
+    info = devices.current()
+    rng = random.Random(0)
+    eval_rows = read_rows(DATASET / "sent_valid.csv")
+    rng.shuffle(eval_rows)
+    eval_rows = eval_rows[: args.eval_rows]
+    texts, gold = [t for t, _ in eval_rows], [y for _, y in eval_rows]
+
+    started = time.perf_counter()
+    if args.artifact:
+        from ml.artifacts import read_manifest
+        from ml.classify import load_sequence_classifier
+        from ml.registry import Registry
+
+        os.environ["TRELLIS_INT8"] = "0"  # load fp32; the int8 copy is made below
+        fp32 = load_sequence_classifier(args.artifact, read_manifest(args.artifact), Registry())
+        origin = f"artifact {args.artifact}"
+    else:
+        train_rows = read_rows(DATASET / "sent_train.csv")
+        rng.shuffle(train_rows)
+        fp32 = train_quick(train_rows[: args.train_rows], sorted(set(LABELS.values())), args.max_length)
+        origin = f"fine-tuned here: 1 epoch on {args.train_rows} rows of sent_train.csv"
+    prepare_s = time.perf_counter() - started
+    int8 = fp32.quantized()
+
+    def f1(clf: Any) -> float:
+        predicted = [p.label for p in clf.predict(texts, batch_size=64)]
+        return classification_report(gold, predicted, labels=fp32.labels)["macro_f1"]
+
+    f1_fp32, f1_int8 = f1(fp32), f1(int8)  # also warms both up
+    single = texts[: args.single_rows]
+    fp32_batched, int8_batched, fp32_single = [], [], []
+    for _ in range(args.rounds):  # interleaved, so background load hits each alike
+        fp32_batched += rate(lambda: fp32.predict(texts, batch_size=64), len(texts), 1)
+        int8_batched += rate(lambda: int8.predict(texts, batch_size=64), len(texts), 1)
+        fp32_single += rate(lambda: [fp32.predict([t]) for t in single], len(single), 1)
+
+    rows = [
+        ("fp32 one at a time", fp32_single, f1_fp32, max(fp32_single)),
+        ("fp32 batch 64", fp32_batched, f1_fp32, max(fp32_single)),
+        ("int8 batch 64", int8_batched, f1_int8, max(fp32_batched)),
+    ]
+    print(f"\nclassifier: {origin} ({prepare_s:.0f} s); eval {len(texts)} rows of sent_valid.csv; "
+          f"max_length {fp32.max_length}; device {info.device}, {info.threads} torch thread(s), "
+          f"quantized engine {__import__('torch').backends.quantized.engine}; best of {args.rounds} rounds")
+    print(f"{'method':<20}{'best texts/s':>13}{'median':>9}{'macro-F1':>10}{'ratio':>8}  baseline")
+    baselines = ["-", "fp32 one at a time", "fp32 batch 64"]
+    for (name, values, score, base), baseline in zip(rows, baselines, strict=True):
+        ratio = max(values) / base
+        print(f"{name:<20}{max(values):>13.1f}{statistics.median(values):>9.1f}{score:>10.3f}{ratio:>7.2f}x  {baseline}")
+    batch_ratio = max(fp32_batched) / max(fp32_single)
+    int8_ratio = max(int8_batched) / max(fp32_batched)
+    delta = 100 * (f1_int8 - f1_fp32)
+    print(f"goal batched >= 5x one at a time: {'met' if batch_ratio >= 5 else 'NOT met'} ({batch_ratio:.2f}x)")
+    print(f"goal int8 >= 2x fp32: {'met' if int8_ratio >= 2 else 'NOT met'} ({int8_ratio:.2f}x)")
+    print(f"goal int8 macro-F1 within 1 point: {'met' if abs(delta) <= 1 else 'NOT met'} ({delta:+.2f} points)")
+
+
+if __name__ == "__main__":
+    main()

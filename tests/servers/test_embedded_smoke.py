@@ -1,0 +1,87 @@
+"""The embedded default as a user runs it: uvicorn on SQLite + in-memory layer, no servers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from tests.servers.conftest import child_env, free_port, post_json, uvicorn_argv, wait_for_healthz
+
+pytestmark = [pytest.mark.servers, pytest.mark.timeout(300)]
+
+FRAME_TIMEOUT = 15  # seconds
+
+
+@pytest.fixture
+def embedded_server(start_process, embedded_var):
+    port = free_port()
+    server = start_process("uvicorn", uvicorn_argv(port), child_env(embedded_var), port=port)
+    server.health = wait_for_healthz(server)
+    return server
+
+
+async def _recv(ws) -> dict:
+    return json.loads(await asyncio.wait_for(ws.recv(), FRAME_TIMEOUT))
+
+
+def test_healthz_reports_the_embedded_default(embedded_server):
+    checks = embedded_server.health["checks"]
+
+    assert embedded_server.health["status"] == "ok"
+    assert all(check["ok"] for check in checks.values()), checks
+    assert checks["database"]["detail"] == "sqlite"
+    assert checks["cache"]["detail"] == "LocMemCache"
+    assert checks["broker"]["detail"] == "filesystem"
+    assert checks["channel_layer"]["detail"] == "InMemoryChannelLayer"
+
+
+def test_token_login_then_websocket_hello_and_pong(embedded_server):
+    status, body = post_json(embedded_server.url + "/api/auth/token/",
+                             {"username": "analyst", "password": "trellis-demo"})
+    assert status == 200, body
+    uri = f"ws://127.0.0.1:{embedded_server.port}/ws/ping/?token={body['token']}"
+
+    async def scenario():
+        # AllowedHostsOriginValidator wants an Origin whose host is in ALLOWED_HOSTS (any port).
+        async with connect(uri, origin=embedded_server.url, open_timeout=FRAME_TIMEOUT) as ws:
+            hello = await _recv(ws)
+            assert hello["type"] == "hello"
+            assert hello["user"] == "analyst"
+            await ws.send(json.dumps({"type": "ping"}))
+            pong = await _recv(ws)
+            assert pong == {"type": "pong", "server": hello["server"]}
+            await ws.send("not json")
+            assert (await _recv(ws))["code"] == "invalid_json"
+            await ws.send(json.dumps({"type": "echo", "text": "still open"}))
+            assert (await _recv(ws))["text"] == "still open"
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("origin", [None, "http://evil.example"], ids=["no-origin", "foreign-origin"])
+def test_websocket_without_an_allowed_origin_is_refused(embedded_server, origin):
+    _, body = post_json(embedded_server.url + "/api/auth/token/", {"username": "analyst", "password": "trellis-demo"})
+    uri = f"ws://127.0.0.1:{embedded_server.port}/ws/ping/?token={body['token']}"
+
+    async def scenario():
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(uri, origin=origin, open_timeout=FRAME_TIMEOUT):
+                pass
+        assert refused.value.response.status_code == 403
+
+    asyncio.run(scenario())
+
+
+def test_anonymous_websocket_is_refused(embedded_server):
+    async def scenario():
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(f"ws://127.0.0.1:{embedded_server.port}/ws/ping/", origin=embedded_server.url,
+                               open_timeout=FRAME_TIMEOUT):
+                pass
+        assert refused.value.response.status_code == 403  # closed (4401) before accept -> handshake refused
+
+    asyncio.run(scenario())
