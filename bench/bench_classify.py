@@ -55,7 +55,9 @@ def train_quick(rows: list[tuple[str, str]], labels: list[str], max_length: int,
     base = str(embedder_weights())
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = AutoModelForSequenceClassification.from_pretrained(
-        base, num_labels=len(labels), id2label=dict(enumerate(labels)),
+        base,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
         label2id={label: i for i, label in enumerate(labels)},
     )
     y_all = torch.tensor([labels.index(y) for _, y in rows])
@@ -67,13 +69,33 @@ def train_quick(rows: list[tuple[str, str]], labels: list[str], max_length: int,
     model.train()
     for start in range(0, len(order), 16):
         idx = order[start : start + 16]
-        enc = tokenizer([rows[i][0] for i in idx], padding=True, truncation=True,
-                        max_length=max_length, return_tensors="pt")
+        enc = tokenizer(
+            [rows[i][0] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+        )
         loss = loss_fn(model(**enc).logits, y_all[idx])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
     return SequenceClassifier(model.eval(), tokenizer, labels, max_length=max_length)
+
+
+def save_artifact(clf: Any, directory: Path) -> None:
+    """Writes ``clf`` as an ``hf-classifier`` artifact (weights, tokenizer, manifest)."""
+    from ml.artifacts import Manifest, new_version_id, write_manifest
+
+    clf.model.save_pretrained(directory)
+    clf.tokenizer.save_pretrained(directory)
+    write_manifest(
+        directory,
+        Manifest(
+            role="sentiment",
+            kind="hf-classifier",
+            version=new_version_id("sentiment"),
+            task="text-classification",
+            labels=clf.labels,
+            extra={"max_length": clf.max_length},
+        ),
+    )
 
 
 def rate(run: Callable[[], object], count: int, rounds: int) -> list[float]:
@@ -90,7 +112,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--artifact", type=Path, help="hf-/lora-classifier artifact dir (skips training)")
     parser.add_argument("--train-rows", type=int, default=1000)
-    parser.add_argument("--eval-rows", type=int, default=512)
+    parser.add_argument("--eval-rows", type=int, default=0, help="rows scored for macro-F1 (0: all 2,388)")
+    parser.add_argument("--time-rows", type=int, default=512, help="rows per timed batched pass")
+    parser.add_argument("--save-artifact", type=Path, help="also save the model trained here as an hf-classifier")
     parser.add_argument("--single-rows", type=int, default=128, help="rows timed one at a time")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--max-length", type=int, default=64)
@@ -103,7 +127,7 @@ def main() -> None:
     rng = random.Random(0)
     eval_rows = read_rows(DATASET / "sent_valid.csv")
     rng.shuffle(eval_rows)
-    eval_rows = eval_rows[: args.eval_rows]
+    eval_rows = eval_rows[: args.eval_rows or None]
     texts, gold = [t for t, _ in eval_rows], [y for _, y in eval_rows]
 
     started = time.perf_counter()
@@ -120,6 +144,8 @@ def main() -> None:
         rng.shuffle(train_rows)
         fp32 = train_quick(train_rows[: args.train_rows], sorted(set(LABELS.values())), args.max_length)
         origin = f"fine-tuned here: 1 epoch on {args.train_rows} rows of sent_train.csv"
+        if args.save_artifact:
+            save_artifact(fp32, args.save_artifact)
     prepare_s = time.perf_counter() - started
     int8 = fp32.quantized()
 
@@ -128,11 +154,13 @@ def main() -> None:
         return classification_report(gold, predicted, labels=fp32.labels)["macro_f1"]
 
     f1_fp32, f1_int8 = f1(fp32), f1(int8)  # also warms both up
+    agree = sum(a.label == b.label for a, b in zip(fp32.predict(texts), int8.predict(texts), strict=True))
     single = texts[: args.single_rows]
+    timed = texts[: args.time_rows]
     fp32_batched, int8_batched, fp32_single = [], [], []
     for _ in range(args.rounds):  # interleaved, so background load hits each alike
-        fp32_batched += rate(lambda: fp32.predict(texts, batch_size=64), len(texts), 1)
-        int8_batched += rate(lambda: int8.predict(texts, batch_size=64), len(texts), 1)
+        fp32_batched += rate(lambda: fp32.predict(timed, batch_size=64), len(timed), 1)
+        int8_batched += rate(lambda: int8.predict(timed, batch_size=64), len(timed), 1)
         fp32_single += rate(lambda: [fp32.predict([t]) for t in single], len(single), 1)
 
     rows = [
@@ -140,14 +168,18 @@ def main() -> None:
         ("fp32 batch 64", fp32_batched, f1_fp32, max(fp32_single)),
         ("int8 batch 64", int8_batched, f1_int8, max(fp32_batched)),
     ]
-    print(f"\nclassifier: {origin} ({prepare_s:.0f} s); eval {len(texts)} rows of sent_valid.csv; "
-          f"max_length {fp32.max_length}; device {info.device}, {info.threads} torch thread(s), "
-          f"quantized engine {__import__('torch').backends.quantized.engine}; best of {args.rounds} rounds")
+    print(
+        f"\nclassifier: {origin} ({prepare_s:.0f} s); macro-F1 on {len(texts)} rows of sent_valid.csv, "
+        f"speed on {len(timed)} (batched) and {len(single)} (one at a time); max_length {fp32.max_length}; "
+        f"device {info.device}, {info.threads} torch thread(s); int8 engine "
+        f"{__import__('torch').backends.quantized.engine}; best of {args.rounds} interleaved rounds"
+    )
+    print(f"int8 and fp32 agree on {agree}/{len(texts)} labels ({100 * agree / len(texts):.1f}%)")
     print(f"{'method':<20}{'best texts/s':>13}{'median':>9}{'macro-F1':>10}{'ratio':>8}  baseline")
     baselines = ["-", "fp32 one at a time", "fp32 batch 64"]
     for (name, values, score, base), baseline in zip(rows, baselines, strict=True):
-        ratio = max(values) / base
-        print(f"{name:<20}{max(values):>13.1f}{statistics.median(values):>9.1f}{score:>10.3f}{ratio:>7.2f}x  {baseline}")
+        best, median = max(values), statistics.median(values)
+        print(f"{name:<20}{best:>13.1f}{median:>9.1f}{score:>10.3f}{best / base:>7.2f}x  {baseline}")
     batch_ratio = max(fp32_batched) / max(fp32_single)
     int8_ratio = max(int8_batched) / max(fp32_batched)
     delta = 100 * (f1_int8 - f1_fp32)

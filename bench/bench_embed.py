@@ -80,8 +80,10 @@ def main() -> None:
         measure(service, len(texts), rates["service embed"])
 
     base = max(rates["raw encode"])
-    print(f"\nembeddings: {len(texts)} sentences from {source}, batch {args.batch_size}, "
-          f"device {info.device}, {info.threads} torch thread(s), best of {args.rounds} rounds")
+    print(
+        f"\nembeddings: {len(texts)} sentences from {source}, batch {args.batch_size}, "
+        f"device {info.device}, {info.threads} torch thread(s), best of {args.rounds} rounds"
+    )
     print(f"max |service - raw| = {max_diff:.2e}")
     print(f"{'method':<16}{'best sent/s':>12}{'median':>10}{'ratio':>8}")
     for name, values in rates.items():

@@ -189,6 +189,12 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Stable enum names, so another app's `role` or `status` field cannot clash with these.
+    "ENUM_NAME_OVERRIDES": {
+        "ModelRoleEnum": "apps.mlops.models.ModelRole",
+        "TrainingJobStatusEnum": "apps.mlops.models.TrainingJob.Status",
+        "ModelVersionStatusEnum": "apps.mlops.models.ModelVersion.Status",
+    },
 }
 
 # --- Internationalisation

@@ -2,7 +2,6 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-
 handler400 = "apps.core.errors.handler400"
 handler403 = "apps.core.errors.handler403"
 handler404 = "apps.core.errors.handler404"

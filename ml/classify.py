@@ -258,9 +258,7 @@ def _load_lora_model(path: Path, manifest: Manifest, labels: list[str]) -> torch
 
     base = Path(manifest.base_model) if manifest.base_model else None
     if base is None or not base.is_dir():
-        raise ArtifactError(
-            f"lora-classifier at {path}: base_model {manifest.base_model!r} is not a local directory"
-        )
+        raise ArtifactError(f"lora-classifier at {path}: base_model {manifest.base_model!r} is not a local directory")
     model = AutoModelForSequenceClassification.from_pretrained(
         str(base),
         num_labels=len(labels),
@@ -304,15 +302,13 @@ def load_sequence_classifier(path: Path, manifest: Manifest, registry: Registry)
         if not labels:
             id2label = model.config.id2label
             labels = [id2label[i] for i in range(model.config.num_labels)]
-    model.eval()
+    is_int8 = _wants_int8(manifest, info)
+    if is_int8:
+        model, info = quantize_int8(model.eval()), _cpu_fp32()
+    else:
+        model.to(info.device, dtype=info.dtype)
     max_length = int(manifest.extra.get("max_length", DEFAULT_MAX_LENGTH))
-    if _wants_int8(manifest, info):
-        return SequenceClassifier(
-            quantize_int8(model), tokenizer, labels, max_length=max_length,
-            device_info=_cpu_fp32(), is_int8=True,
-        )
-    model.to(info.device, dtype=info.dtype)
-    return SequenceClassifier(model, tokenizer, labels, max_length=max_length, device_info=info)
+    return SequenceClassifier(model, tokenizer, labels, max_length=max_length, device_info=info, is_int8=is_int8)
 
 
 # -- embedding-based classifiers -------------------------------------------------------
@@ -485,9 +481,7 @@ class FewShotClassifier(_LinearHeadClassifier):
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".head-", suffix=".safetensors")
         os.close(fd)
         try:
-            save_file(
-                {"weight": torch.from_numpy(self.weight), "bias": torch.from_numpy(self.bias)}, tmp
-            )
+            save_file({"weight": torch.from_numpy(self.weight), "bias": torch.from_numpy(self.bias)}, tmp)
             os.replace(tmp, directory / HEAD_FILE)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

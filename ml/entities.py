@@ -13,9 +13,10 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import spacy
+from spacy.pipeline import EntityRuler
 from spacy.util import load_config
 
 from ml.artifacts import Manifest
@@ -81,7 +82,7 @@ class EntityExtractor:
         if "ner" not in pipeline:
             raise ValueError(f"the spaCy pipeline at {weights} has no 'ner' component")
         self.nlp = spacy.load(weights, exclude=[name for name in pipeline if name != "ner"])
-        self.ruler = self.nlp.add_pipe("entity_ruler", before="ner", config={"validate": True})
+        self.ruler = cast(EntityRuler, self.nlp.add_pipe("entity_ruler", before="ner", config={"validate": True}))
         self._aliases: dict[str, str] = {}  # normalised company name or symbol -> ticker
         self._lock = threading.Lock()  # patterns must not change under a running pipe
         if companies:

@@ -140,7 +140,9 @@ class VectorIndex:
         self._index = index
 
     @classmethod
-    def build(cls, ids: Sequence[int] | np.ndarray, vectors: np.ndarray, kind: str = "auto", **options: Any) -> VectorIndex:
+    def build(
+        cls, ids: Sequence[int] | np.ndarray, vectors: np.ndarray, kind: str = "auto", **options: Any
+    ) -> VectorIndex:
         """A new index holding ``vectors`` (IVF is trained on them).
 
         Args:
@@ -171,11 +173,13 @@ class VectorIndex:
             ValueError: wrong dims, count mismatch, bad ids or non-finite values.
         """
         id_array = _as_ids(ids)
-        array = _as_vectors(vectors, self.dim) if len(id_array) else np.empty((0, self.dim), np.float32)
-        if len(id_array) != len(array):
-            raise ValueError(f"{len(id_array)} ids but {len(array)} vectors")
-        if len(id_array) == 0:
+        raw = np.asarray(vectors, dtype=np.float32)
+        count = 0 if raw.size == 0 else 1 if raw.ndim == 1 else len(raw)
+        if len(id_array) != count:
+            raise ValueError(f"{len(id_array)} ids but {count} vectors")
+        if count == 0:
             return
+        array = _as_vectors(raw, self.dim)
         _, last = np.unique(id_array[::-1], return_index=True)
         if len(last) != len(id_array):
             keep = np.sort(len(id_array) - 1 - last)
@@ -324,8 +328,14 @@ class VectorIndex:
                 raise ValueError("an IVF index has nothing to save before its first vectors")
             self.compact()
             _atomic_write(path, lambda tmp: faiss.write_index(self._index, tmp))
-            meta = {"dim": self.dim, "kind": self.kind, "count": len(self), "metric": "inner_product",
-                    "ef_search": self.ef_search, "nprobe": self.nprobe}
+            meta = {
+                "dim": self.dim,
+                "kind": self.kind,
+                "count": len(self),
+                "metric": "inner_product",
+                "ef_search": self.ef_search,
+                "nprobe": self.nprobe,
+            }
         _atomic_write(sidecar_path(path), lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
         return path
 

@@ -43,4 +43,3 @@ def _throttle_cache_reset():
     from django.core.cache import cache
 
     cache.clear()
-    yield

@@ -52,7 +52,8 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
         raw = text_data if text_data is not None else (bytes_data or b"").decode("utf-8", "replace")
         if len(raw.encode("utf-8")) > settings.WEBSOCKET_MAX_FRAME_BYTES:
-            await self.send_error("frame_too_large", f"Frames are limited to {settings.WEBSOCKET_MAX_FRAME_BYTES} bytes.")
+            limit = settings.WEBSOCKET_MAX_FRAME_BYTES
+            await self.send_error("frame_too_large", f"Frames are limited to {limit} bytes.")
             return
         try:
             content = json.loads(raw)

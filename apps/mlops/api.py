@@ -36,8 +36,9 @@ AnyRole = HasRole.of(*Role)
 
 ERROR_401 = OpenApiResponse(s.MlopsErrorSerializer, description="Not signed in.")
 ERROR_403 = OpenApiResponse(s.MlopsErrorSerializer, description="The caller's role does not allow this.")
-ERROR_404 = OpenApiResponse(s.MlopsErrorSerializer, description="No such object, or one of a role the caller "
-                                                                 "may not see.")
+ERROR_404 = OpenApiResponse(
+    s.MlopsErrorSerializer, description="No such object, or one of a role the caller may not see."
+)
 ERROR_400 = OpenApiResponse(s.MlopsErrorSerializer, description="Invalid input (details per field).")
 ERROR_409 = OpenApiResponse(s.MlopsErrorSerializer, description="The object's state does not allow this.")
 AUTH_ERRORS = {401: ERROR_401, 403: ERROR_403}
@@ -45,7 +46,10 @@ AUTH_ERRORS = {401: ERROR_401, 403: ERROR_403}
 ID_PARAMETER = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
 ROLE_PARAMETER = OpenApiParameter("role", OpenApiTypes.STR, OpenApiParameter.PATH, enum=ModelRole.values)
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
-    "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=False,
     description="Repeating a request with the same key returns the job the first one created.",
 )
 
@@ -55,8 +59,9 @@ class MlopsPagination(LimitOffsetPagination):
     max_limit = 200  # bounded pages: a job row carries its metrics history and log tail
 
 
-def _paginated(view: APIView, request: Request, queryset: QuerySet[Any],
-               serializer_class: type[serializers.Serializer]) -> Response:
+def _paginated(
+    view: APIView, request: Request, queryset: QuerySet[Any], serializer_class: type[serializers.Serializer]
+) -> Response:
     paginator = MlopsPagination()
     page = paginator.paginate_queryset(queryset, request, view=view)
     return paginator.get_paginated_response(serializer_class(page, many=True).data)
@@ -95,12 +100,12 @@ class ModelRoleListApi(APIView):
 
     permission_classes = (AnyRole,)
 
-    @extend_schema(operation_id="mlops_roles_list", responses={200: s.ModelRoleOutputSerializer(many=True),
-                                                               **AUTH_ERRORS})
+    @extend_schema(
+        operation_id="mlops_roles_list", responses={200: s.ModelRoleOutputSerializer(many=True), **AUTH_ERRORS}
+    )
     def get(self, request: Request) -> Response:
         rows = [
-            {**row, **_role_payload(row["role"], row["active"]),
-             "trainable": row["role"] in TRAINABLE_ROLES}
+            {**row, **_role_payload(row["role"], row["active"]), "trainable": row["role"] in TRAINABLE_ROLES}
             for row in role_overview(user=request.user)
         ]
         return Response(s.ModelRoleOutputSerializer(rows, many=True).data)
@@ -111,9 +116,12 @@ class ModelRoleRollbackApi(APIView):
 
     permission_classes = (IsAdminRole,)
 
-    @extend_schema(operation_id="mlops_roles_rollback", parameters=[ROLE_PARAMETER], request=None,
-                   responses={200: s.ModelRoleRollbackOutputSerializer, 404: ERROR_404, 409: ERROR_409,
-                              **AUTH_ERRORS})
+    @extend_schema(
+        operation_id="mlops_roles_rollback",
+        parameters=[ROLE_PARAMETER],
+        request=None,
+        responses={200: s.ModelRoleRollbackOutputSerializer, 404: ERROR_404, 409: ERROR_409, **AUTH_ERRORS},
+    )
     def post(self, request: Request, role: str) -> Response:
         if role not in ModelRole.values or not can_view_role(request.user, role):
             raise Http404
@@ -134,8 +142,11 @@ class DatasetListCreateApi(APIView):
     parser_classes = (MultiPartParser, FormParser)
     pagination_class = MlopsPagination  # read by drf-spectacular for the paginated list schema
 
-    @extend_schema(operation_id="mlops_datasets_list", parameters=[s.ModelRoleFilterSerializer],
-                   responses={200: s.DatasetOutputSerializer(many=True), 400: ERROR_400, **AUTH_ERRORS})
+    @extend_schema(
+        operation_id="mlops_datasets_list",
+        parameters=[s.ModelRoleFilterSerializer],
+        responses={200: s.DatasetOutputSerializer(many=True), 400: ERROR_400, **AUTH_ERRORS},
+    )
     def get(self, request: Request) -> Response:
         filters = s.ModelRoleFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
@@ -147,9 +158,11 @@ class DatasetListCreateApi(APIView):
         request={"multipart/form-data": s.DatasetCreateInputSerializer},
         responses={
             201: s.DatasetOutputSerializer,
-            400: OpenApiResponse(s.DatasetRejectedErrorSerializer,
-                                 description="Invalid input, or the file failed validation "
-                                             "(code dataset_rejected, the report in details)."),
+            400: OpenApiResponse(
+                s.DatasetRejectedErrorSerializer,
+                description="Invalid input, or the file failed validation "
+                "(code dataset_rejected, the report in details).",
+            ),
             **AUTH_ERRORS,
         },
     )
@@ -159,8 +172,12 @@ class DatasetListCreateApi(APIView):
         role = data.validated_data["role"]
         _require_train(request.user, role)
         try:
-            dataset = dataset_create(uploaded_file=data.validated_data["file"], name=data.validated_data["name"],
-                                     role=role, user=request.user)
+            dataset = dataset_create(
+                uploaded_file=data.validated_data["file"],
+                name=data.validated_data["name"],
+                role=role,
+                user=request.user,
+            )
         except DatasetRejected as exc:
             return Response(error_body("dataset_rejected", str(exc), exc.report), status=status.HTTP_400_BAD_REQUEST)
         return Response(s.DatasetOutputSerializer(dataset).data, status=status.HTTP_201_CREATED)
@@ -169,8 +186,11 @@ class DatasetListCreateApi(APIView):
 class DatasetDetailApi(APIView):
     permission_classes = (AnyRole,)
 
-    @extend_schema(operation_id="mlops_datasets_retrieve", parameters=[ID_PARAMETER],
-                   responses={200: s.DatasetOutputSerializer, 404: ERROR_404, **AUTH_ERRORS})
+    @extend_schema(
+        operation_id="mlops_datasets_retrieve",
+        parameters=[ID_PARAMETER],
+        responses={200: s.DatasetOutputSerializer, 404: ERROR_404, **AUTH_ERRORS},
+    )
     def get(self, request: Request, pk: int) -> Response:
         dataset = _visible_or_404(dataset_list(user=request.user).select_related("created_by"), pk)
         return Response(s.DatasetOutputSerializer(dataset).data)
@@ -189,8 +209,11 @@ class TrainingJobListCreateApi(APIView):
     permission_classes = (AnyRole,)
     pagination_class = MlopsPagination
 
-    @extend_schema(operation_id="mlops_jobs_list", parameters=[s.TrainingJobFilterSerializer],
-                   responses={200: s.TrainingJobOutputSerializer(many=True), 400: ERROR_400, **AUTH_ERRORS})
+    @extend_schema(
+        operation_id="mlops_jobs_list",
+        parameters=[s.TrainingJobFilterSerializer],
+        responses={200: s.TrainingJobOutputSerializer(many=True), 400: ERROR_400, **AUTH_ERRORS},
+    )
     def get(self, request: Request) -> Response:
         filters = s.TrainingJobFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
@@ -201,23 +224,32 @@ class TrainingJobListCreateApi(APIView):
             qs = qs.filter(status=filters.validated_data["status"])
         return _paginated(self, request, qs, s.TrainingJobOutputSerializer)
 
-    @extend_schema(operation_id="mlops_jobs_create", parameters=[IDEMPOTENCY_PARAMETER],
-                   request=s.TrainingJobCreateInputSerializer,
-                   responses={201: s.TrainingJobOutputSerializer, 400: ERROR_400, 409: ERROR_409, **AUTH_ERRORS})
+    @extend_schema(
+        operation_id="mlops_jobs_create",
+        parameters=[IDEMPOTENCY_PARAMETER],
+        request=s.TrainingJobCreateInputSerializer,
+        responses={201: s.TrainingJobOutputSerializer, 400: ERROR_400, 409: ERROR_409, **AUTH_ERRORS},
+    )
     def post(self, request: Request) -> Response:
         data = s.TrainingJobCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         key = request.headers.get("Idempotency-Key", "").strip() or None
         if key and len(key) > s.IDEMPOTENCY_KEY_MAX_LENGTH:
             raise serializers.ValidationError(
-                {"Idempotency-Key": [f"At most {s.IDEMPOTENCY_KEY_MAX_LENGTH} characters."]})
+                {"Idempotency-Key": [f"At most {s.IDEMPOTENCY_KEY_MAX_LENGTH} characters."]}
+            )
         dataset = dataset_list(user=request.user).filter(pk=data.validated_data["dataset"]).first()
         if dataset is None:  # unknown and invisible datasets read the same
             raise serializers.ValidationError({"dataset": [f"No dataset with id {data.validated_data['dataset']}."]})
         _require_train(request.user, dataset.role)
         try:
-            job = training_job_create(dataset=dataset, method=data.validated_data["method"], params=data.params(),
-                                      user=request.user, idempotency_key=key)
+            job = training_job_create(
+                dataset=dataset,
+                method=data.validated_data["method"],
+                params=data.params(),
+                user=request.user,
+                idempotency_key=key,
+            )
         except DjangoValidationError as exc:
             raise _as_drf_validation_error(exc) from exc
         if job.dataset_id != dataset.pk:
@@ -230,8 +262,11 @@ class TrainingJobListCreateApi(APIView):
 class TrainingJobDetailApi(APIView):
     permission_classes = (AnyRole,)
 
-    @extend_schema(operation_id="mlops_jobs_retrieve", parameters=[ID_PARAMETER],
-                   responses={200: s.TrainingJobOutputSerializer, 404: ERROR_404, **AUTH_ERRORS})
+    @extend_schema(
+        operation_id="mlops_jobs_retrieve",
+        parameters=[ID_PARAMETER],
+        responses={200: s.TrainingJobOutputSerializer, 404: ERROR_404, **AUTH_ERRORS},
+    )
     def get(self, request: Request, pk: int) -> Response:
         return Response(s.TrainingJobOutputSerializer(_visible_or_404(_job_queryset(request.user), pk)).data)
 
@@ -241,8 +276,12 @@ class TrainingJobCancelApi(APIView):
 
     permission_classes = (AnyRole,)
 
-    @extend_schema(operation_id="mlops_jobs_cancel", parameters=[ID_PARAMETER], request=None,
-                   responses={200: s.TrainingJobOutputSerializer, 404: ERROR_404, 409: ERROR_409, **AUTH_ERRORS})
+    @extend_schema(
+        operation_id="mlops_jobs_cancel",
+        parameters=[ID_PARAMETER],
+        request=None,
+        responses={200: s.TrainingJobOutputSerializer, 404: ERROR_404, 409: ERROR_409, **AUTH_ERRORS},
+    )
     def post(self, request: Request, pk: int) -> Response:
         job = _visible_or_404(_job_queryset(request.user), pk)
         _require_train(request.user, job.role)
@@ -264,8 +303,11 @@ class ModelVersionListApi(APIView):
     permission_classes = (AnyRole,)
     pagination_class = MlopsPagination
 
-    @extend_schema(operation_id="mlops_versions_list", parameters=[s.ModelVersionFilterSerializer],
-                   responses={200: s.ModelVersionOutputSerializer(many=True), 400: ERROR_400, **AUTH_ERRORS})
+    @extend_schema(
+        operation_id="mlops_versions_list",
+        parameters=[s.ModelVersionFilterSerializer],
+        responses={200: s.ModelVersionOutputSerializer(many=True), 400: ERROR_400, **AUTH_ERRORS},
+    )
     def get(self, request: Request) -> Response:
         filters = s.ModelVersionFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
@@ -280,8 +322,11 @@ class ModelVersionListApi(APIView):
 class ModelVersionDetailApi(APIView):
     permission_classes = (AnyRole,)
 
-    @extend_schema(operation_id="mlops_versions_retrieve", parameters=[ID_PARAMETER],
-                   responses={200: s.ModelVersionOutputSerializer, 404: ERROR_404, **AUTH_ERRORS})
+    @extend_schema(
+        operation_id="mlops_versions_retrieve",
+        parameters=[ID_PARAMETER],
+        responses={200: s.ModelVersionOutputSerializer, 404: ERROR_404, **AUTH_ERRORS},
+    )
     def get(self, request: Request, pk: int) -> Response:
         return Response(s.ModelVersionOutputSerializer(_visible_or_404(_version_queryset(request.user), pk)).data)
 
@@ -292,13 +337,18 @@ class ModelVersionPromoteApi(APIView):
     permission_classes = (IsAdminRole,)
 
     @extend_schema(
-        operation_id="mlops_versions_promote", parameters=[ID_PARAMETER],
+        operation_id="mlops_versions_promote",
+        parameters=[ID_PARAMETER],
         request=s.ModelVersionPromoteInputSerializer,
         responses={
-            200: s.ModelVersionOutputSerializer, 400: ERROR_400, 404: ERROR_404,
-            409: OpenApiResponse(s.PromotionRefusedErrorSerializer,
-                                 description="The gate refused (code promotion_refused, with both scores), or "
-                                             "the version cannot be promoted in its state (code conflict)."),
+            200: s.ModelVersionOutputSerializer,
+            400: ERROR_400,
+            404: ERROR_404,
+            409: OpenApiResponse(
+                s.PromotionRefusedErrorSerializer,
+                description="The gate refused (code promotion_refused, with both scores), or "
+                "the version cannot be promoted in its state (code conflict).",
+            ),
             **AUTH_ERRORS,
         },
     )
@@ -309,8 +359,11 @@ class ModelVersionPromoteApi(APIView):
         try:
             version = model_version_promote(version=version, user=request.user, force=data.validated_data["force"])
         except PromotionRefused as exc:
-            return _conflict("promotion_refused", exc.message,
-                             {"candidate_score": exc.candidate_score, "active_score": exc.active_score})
+            return _conflict(
+                "promotion_refused",
+                exc.message,
+                {"candidate_score": exc.candidate_score, "active_score": exc.active_score},
+            )
         except DjangoValidationError as exc:
             return _conflict("conflict", " ".join(exc.messages))
         return Response(s.ModelVersionOutputSerializer(version).data)
@@ -321,10 +374,12 @@ class ModelVersionEvaluateApi(APIView):
 
     permission_classes = (AnyRole,)
 
-    @extend_schema(operation_id="mlops_versions_evaluate", parameters=[ID_PARAMETER],
-                   request=s.ModelVersionEvaluateInputSerializer,
-                   responses={202: s.ModelVersionEvaluateOutputSerializer, 400: ERROR_400, 404: ERROR_404,
-                              **AUTH_ERRORS})
+    @extend_schema(
+        operation_id="mlops_versions_evaluate",
+        parameters=[ID_PARAMETER],
+        request=s.ModelVersionEvaluateInputSerializer,
+        responses={202: s.ModelVersionEvaluateOutputSerializer, 400: ERROR_400, 404: ERROR_404, **AUTH_ERRORS},
+    )
     def post(self, request: Request, pk: int) -> Response:
         from apps.mlops.tasks import model_version_evaluate_task
 
@@ -334,13 +389,18 @@ class ModelVersionEvaluateApi(APIView):
         data.is_valid(raise_exception=True)
         dataset: Dataset | None = None
         if data.validated_data.get("dataset"):
-            dataset = dataset_list(user=request.user, role=version.role).filter(
-                pk=data.validated_data["dataset"]).first()
+            dataset = (
+                dataset_list(user=request.user, role=version.role).filter(pk=data.validated_data["dataset"]).first()
+            )
             if dataset is None:
                 raise serializers.ValidationError(
-                    {"dataset": [f"No {version.role} dataset with id {data.validated_data['dataset']}."]})
+                    {"dataset": [f"No {version.role} dataset with id {data.validated_data['dataset']}."]}
+                )
         result = model_version_evaluate_task.delay(version.pk, dataset.pk if dataset else None)
-        body = {"version": version.pk, "dataset": dataset.pk if dataset else None,
-                "task_id": str(result.id or ""), "status": "queued"}
+        body = {
+            "version": version.pk,
+            "dataset": dataset.pk if dataset else None,
+            "task_id": str(result.id or ""),
+            "status": "queued",
+        }
         return Response(s.ModelVersionEvaluateOutputSerializer(body).data, status=status.HTTP_202_ACCEPTED)
-

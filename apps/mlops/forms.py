@@ -18,8 +18,10 @@ def trainable_role_choices(user: Any) -> list[tuple[str, str]]:
 
 
 class DatasetUploadForm(forms.Form):
-    file = forms.FileField(help_text="CSV or JSONL with text,label columns; JSONL transcripts for the chat LM.",
-                           widget=forms.ClearableFileInput(attrs={"accept": ".csv,.jsonl,.json,.ndjson"}))
+    file = forms.FileField(
+        help_text="CSV or JSONL with text,label columns; JSONL transcripts for the chat LM.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.jsonl,.json,.ndjson"}),
+    )
     name = forms.CharField(max_length=200, required=False, help_text="Defaults to the file name.")
     role = forms.ChoiceField(choices=())
 
@@ -33,8 +35,9 @@ def _bounded(name: str, **kwargs: Any) -> forms.Field:
     kind, low, high = PARAM_LIMITS[name]
     if kind is int:
         return forms.IntegerField(required=False, min_value=int(low), max_value=int(high), **kwargs)
-    return forms.FloatField(required=False, min_value=low, max_value=high,
-                            widget=forms.NumberInput(attrs={"step": "any"}), **kwargs)
+    return forms.FloatField(
+        required=False, min_value=low, max_value=high, widget=forms.NumberInput(attrs={"step": "any"}), **kwargs
+    )
 
 
 class TrainingJobStartForm(forms.Form):
@@ -43,8 +46,9 @@ class TrainingJobStartForm(forms.Form):
     learning_rate = _bounded("learning_rate", help_text="Empty: 5e-5 for full, 5e-4 for LoRA.")
     batch_size = _bounded("batch_size", initial=16)
     max_train_rows = _bounded("max_train_rows", help_text="Cap the training rows for a quick run (optional).")
-    allow_new_labels = forms.BooleanField(required=False,
-                                          help_text="Train even though the labels differ from the active model's.")
+    allow_new_labels = forms.BooleanField(
+        required=False, help_text="Train even though the labels differ from the active model's."
+    )
     # One key per rendered form: a double submit starts one job, not two.
     idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=100, required=False)
 
@@ -70,10 +74,10 @@ class ModelVersionPromoteForm(forms.Form):
 
 
 class ModelVersionEvaluateForm(forms.Form):
-    dataset = forms.ModelChoiceField(queryset=Dataset.objects.none(), required=False,
-                                     empty_label="the version's own held-out rows")
+    dataset = forms.ModelChoiceField(
+        queryset=Dataset.objects.none(), required=False, empty_label="the version's own held-out rows"
+    )
 
     def __init__(self, *args: Any, datasets: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["dataset"].queryset = datasets
-

@@ -23,7 +23,8 @@ INTENT_TEMPLATES: dict[str, list[str]] = {
         "my account is locked since {when}", "how do I update my address", "delete my account",
     ],
     "payment": [
-        "my card was declined for the {item}", "I was charged twice for the {item}", "which payment methods do you take",
+        "my card was declined for the {item}", "I was charged twice for the {item}",
+        "which payment methods do you take",
         "the payment for my {item} failed", "send me the invoice for the {item}", "why was I billed {when}",
     ],
 }

@@ -71,8 +71,9 @@ class PromotionRefusedErrorSerializer(serializers.Serializer):
 
 
 class ModelRoleFilterSerializer(serializers.Serializer):
-    role = serializers.ChoiceField(choices=ModelRole.choices, required=False,
-                                   help_text="Only objects of this model role.")
+    role = serializers.ChoiceField(
+        choices=ModelRole.choices, required=False, help_text="Only objects of this model role."
+    )
 
 
 class TrainingJobFilterSerializer(ModelRoleFilterSerializer):
@@ -98,9 +99,24 @@ class ModelVersionOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ModelVersion
-        fields = ("id", "role", "version", "kind", "status", "macro_f1", "base_model", "labels", "metrics",
-                  "eval_report", "training_job", "previous_active", "created_by", "created_at", "promoted_by",
-                  "promoted_at")
+        fields = (
+            "id",
+            "role",
+            "version",
+            "kind",
+            "status",
+            "macro_f1",
+            "base_model",
+            "labels",
+            "metrics",
+            "eval_report",
+            "training_job",
+            "previous_active",
+            "created_by",
+            "created_at",
+            "promoted_by",
+            "promoted_at",
+        )
         read_only_fields = fields
 
     @extend_schema_field(OpenApiTypes.FLOAT)
@@ -114,8 +130,12 @@ class ModelVersionPromoteInputSerializer(serializers.Serializer):
 
 
 class ModelVersionEvaluateInputSerializer(serializers.Serializer):
-    dataset = serializers.IntegerField(required=False, allow_null=True, min_value=1,
-                                       help_text="Dataset to evaluate on; default: the version's held-out rows.")
+    dataset = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        help_text="Dataset to evaluate on; default: the version's held-out rows.",
+    )
 
 
 class ModelVersionEvaluateOutputSerializer(serializers.Serializer):
@@ -136,8 +156,9 @@ class ModelRoleOutputSerializer(serializers.Serializer):
     versions = serializers.IntegerField()
     candidates = serializers.IntegerField()
     trainable = serializers.BooleanField()
-    registry_error = serializers.CharField(allow_null=True,
-                                           help_text="Why this server could not load the promoted version.")
+    registry_error = serializers.CharField(
+        allow_null=True, help_text="Why this server could not load the promoted version."
+    )
 
 
 class ModelRoleRollbackOutputSerializer(serializers.Serializer):
@@ -158,7 +179,8 @@ class DatasetCreateInputSerializer(serializers.Serializer):
     def validate_role(self, value: str) -> str:
         if value not in TRAINABLE_ROLES:
             raise serializers.ValidationError(
-                f"{value} cannot be trained from a dataset; choose one of {sorted(map(str, TRAINABLE_ROLES))}.")
+                f"{value} cannot be trained from a dataset; choose one of {sorted(map(str, TRAINABLE_ROLES))}."
+            )
         return value
 
 
@@ -169,8 +191,20 @@ class DatasetOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Dataset
-        fields = ("id", "name", "role", "task", "source", "sha256", "size_bytes", "rows", "label_counts",
-                  "validation", "created_by", "created_at")
+        fields = (
+            "id",
+            "name",
+            "role",
+            "task",
+            "source",
+            "sha256",
+            "size_bytes",
+            "rows",
+            "label_counts",
+            "validation",
+            "created_by",
+            "created_at",
+        )
         read_only_fields = fields
 
 
@@ -193,8 +227,8 @@ class TrainingJobCreateInputSerializer(serializers.Serializer):
     max_length = _param_field("max_length", help_text="Tokens per row; longer rows are truncated.")
     max_train_rows = _param_field("max_train_rows", help_text="Cap of the training split, for quick runs.")
     allow_new_labels = serializers.BooleanField(
-        required=False, default=False,
-        help_text="Train even though the labels differ from the active model's.")
+        required=False, default=False, help_text="Train even though the labels differ from the active model's."
+    )
 
     PARAM_NAMES = ("epochs", "learning_rate", "batch_size", "max_length", "max_train_rows")
 
@@ -216,7 +250,28 @@ class TrainingJobOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = TrainingJob
-        fields = ("id", "dataset", "dataset_name", "role", "method", "params", "status", "progress", "epoch",
-                  "step", "total_steps", "metrics_history", "log_tail", "error", "attempts", "resumed_from_step",
-                  "model_version", "created_by", "created_at", "updated_at", "started_at", "finished_at")
+        fields = (
+            "id",
+            "dataset",
+            "dataset_name",
+            "role",
+            "method",
+            "params",
+            "status",
+            "progress",
+            "epoch",
+            "step",
+            "total_steps",
+            "metrics_history",
+            "log_tail",
+            "error",
+            "attempts",
+            "resumed_from_step",
+            "model_version",
+            "created_by",
+            "created_at",
+            "updated_at",
+            "started_at",
+            "finished_at",
+        )
         read_only_fields = fields

@@ -67,9 +67,12 @@ def report_view(report: dict[str, Any] | None) -> dict[str, Any] | None:
     rows = []
     for i, (label, counts) in enumerate(zip(labels, matrix, strict=False)):
         total = sum(counts) or 1
-        rows.append({"label": label, "cells": [
-            {"count": n, "shade": round(n / total, 2), "diagonal": i == j} for j, n in enumerate(counts)
-        ]})
+        rows.append(
+            {
+                "label": label,
+                "cells": [{"count": n, "shade": round(n / total, 2), "diagonal": i == j} for j, n in enumerate(counts)],
+            }
+        )
     return {
         "accuracy": _number(report.get("accuracy")),
         "macro_f1": _number(report.get("macro_f1")),
@@ -141,12 +144,19 @@ def models_overview(request: HttpRequest) -> HttpResponse:
     roles = []
     for row in role_overview(user=request.user):
         active = row["active"]
-        roles.append({**row, "trainable": row["role"] in TRAINABLE_ROLES,
-                      "metrics": _version_row(active) if active else None})
+        roles.append(
+            {**row, "trainable": row["role"] in TRAINABLE_ROLES, "metrics": _version_row(active) if active else None}
+        )
     jobs = training_job_list(user=request.user).select_related("model_version")[:RECENT_JOBS]
-    return render(request, "mlops/models.html", {
-        "roles": roles, "jobs": jobs, "can_upload": bool(trainable_role_choices(request.user)),
-    })
+    return render(
+        request,
+        "mlops/models.html",
+        {
+            "roles": roles,
+            "jobs": jobs,
+            "can_upload": bool(trainable_role_choices(request.user)),
+        },
+    )
 
 
 def _role_context(request: HttpRequest, role: str, **extra: Any) -> dict[str, Any]:
@@ -189,8 +199,9 @@ def role_rollback(request: HttpRequest, role: str) -> HttpResponse:
 
 
 def _version_queryset(user: Any) -> QuerySet[ModelVersion]:
-    return model_version_list(user=user).select_related("promoted_by", "created_by", "previous_active",
-                                                        "training_job__dataset")
+    return model_version_list(user=user).select_related(
+        "promoted_by", "created_by", "previous_active", "training_job__dataset"
+    )
 
 
 @role_required(*ANY_ROLE)
@@ -198,20 +209,27 @@ def version_detail(request: HttpRequest, pk: int) -> HttpResponse:
     version = _visible(_version_queryset(request.user), pk)
     metrics = version.metrics or {}
     datasets = dataset_list(user=request.user, role=version.role)
-    return render(request, "mlops/version_detail.html", {
-        "version": version,
-        "row": _version_row(version),
-        "report": report_view(metrics),
-        "dev_report": report_view(metrics.get("dev")),
-        "gate": gate_view(version.eval_report),
-        "note": (version.eval_report or {}).get("note"),
-        "extra_metrics": {k: v for k, v in metrics.items()
-                          if isinstance(v, int | float | str) and k not in ("accuracy", "macro_f1", "weighted_f1")},
-        "can_promote": can_promote(request.user) and version.status != ModelVersion.Status.ACTIVE,
-        "can_evaluate": can_train_role(request.user, version.role),
-        "promote_form": ModelVersionPromoteForm(),
-        "evaluate_form": ModelVersionEvaluateForm(datasets=datasets),
-    })
+    return render(
+        request,
+        "mlops/version_detail.html",
+        {
+            "version": version,
+            "row": _version_row(version),
+            "report": report_view(metrics),
+            "dev_report": report_view(metrics.get("dev")),
+            "gate": gate_view(version.eval_report),
+            "note": (version.eval_report or {}).get("note"),
+            "extra_metrics": {
+                k: v
+                for k, v in metrics.items()
+                if isinstance(v, int | float | str) and k not in ("accuracy", "macro_f1", "weighted_f1", "support")
+            },
+            "can_promote": can_promote(request.user) and version.status != ModelVersion.Status.ACTIVE,
+            "can_evaluate": can_train_role(request.user, version.role),
+            "promote_form": ModelVersionPromoteForm(),
+            "evaluate_form": ModelVersionEvaluateForm(datasets=datasets),
+        },
+    )
 
 
 @role_required(*ANY_ROLE)
@@ -224,15 +242,21 @@ def version_promote(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         version = model_version_promote(version=version, user=request.user, force=force)
     except PromotionRefused as exc:
-        refusal = {"version": version, "message": exc.message, "candidate_score": exc.candidate_score,
-                   "active_score": exc.active_score}
-        return render(request, "mlops/role.html", _role_context(request, version.role, refusal=refusal),
-                      status=409)
+        refusal = {
+            "version": version,
+            "message": exc.message,
+            "candidate_score": exc.candidate_score,
+            "active_score": exc.active_score,
+        }
+        return render(request, "mlops/role.html", _role_context(request, version.role, refusal=refusal), status=409)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect("mlops:role", role=version.role)
-    messages.success(request, f"{version.version} is now the active {ModelRole(version.role).label}"
-                              + (" (forced past the evaluation gate)." if force else "."))
+    messages.success(
+        request,
+        f"{version.version} is now the active {ModelRole(version.role).label}"
+        + (" (forced past the evaluation gate)." if force else "."),
+    )
     return redirect("mlops:role", role=version.role)
 
 
@@ -259,9 +283,14 @@ def version_evaluate(request: HttpRequest, pk: int) -> HttpResponse:
 @role_required(*ANY_ROLE)
 def dataset_index(request: HttpRequest) -> HttpResponse:
     datasets = dataset_list(user=request.user).select_related("created_by")
-    return render(request, "mlops/dataset_list.html", {
-        "datasets": datasets, "can_upload": bool(trainable_role_choices(request.user)),
-    })
+    return render(
+        request,
+        "mlops/dataset_list.html",
+        {
+            "datasets": datasets,
+            "can_upload": bool(trainable_role_choices(request.user)),
+        },
+    )
 
 
 @role_required(*ANY_ROLE)
@@ -273,8 +302,12 @@ def dataset_upload(request: HttpRequest) -> HttpResponse:
         form = DatasetUploadForm(request.POST, request.FILES, user=request.user)
         if form.is_valid():
             try:
-                dataset = dataset_create(uploaded_file=form.cleaned_data["file"], name=form.cleaned_data["name"],
-                                         role=form.cleaned_data["role"], user=request.user)
+                dataset = dataset_create(
+                    uploaded_file=form.cleaned_data["file"],
+                    name=form.cleaned_data["name"],
+                    role=form.cleaned_data["role"],
+                    user=request.user,
+                )
             except DatasetRejected as exc:
                 report = exc.report
                 form.add_error("file", "The file failed validation; see the report below.")
@@ -309,8 +342,13 @@ def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
     form = TrainingJobStartForm(request.POST, dataset=dataset)
     if form.is_valid():
         try:
-            job = training_job_create(dataset=dataset, method=form.cleaned_data["method"], params=form.params(),
-                                      user=request.user, idempotency_key=form.cleaned_data["idempotency_key"] or None)
+            job = training_job_create(
+                dataset=dataset,
+                method=form.cleaned_data["method"],
+                params=form.params(),
+                user=request.user,
+                idempotency_key=form.cleaned_data["idempotency_key"] or None,
+            )
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
@@ -328,9 +366,15 @@ def job_index(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status")
     if status in TrainingJob.Status.values:
         jobs = jobs.filter(status=status)
-    return render(request, "mlops/job_list.html", {
-        "jobs": jobs[:200], "status": status, "statuses": TrainingJob.Status.choices,
-    })
+    return render(
+        request,
+        "mlops/job_list.html",
+        {
+            "jobs": jobs[:200],
+            "status": status,
+            "statuses": TrainingJob.Status.choices,
+        },
+    )
 
 
 @role_required(*ANY_ROLE)
@@ -338,14 +382,18 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     job = _visible(training_job_list(user=request.user).select_related("model_version", "created_by"), pk)
     history = job.metrics_history or []
     latest_dev = next((h.get("dev") for h in reversed(history) if isinstance(h, dict) and h.get("dev")), None)
-    return render(request, "mlops/job_detail.html", {
-        "job": job,
-        "snapshot": job_snapshot(job),
-        "dev_report": report_view(latest_dev),
-        "can_cancel": can_train_role(request.user, job.role) and not job.is_finished,
-        "ws_path": f"/ws/mlops/jobs/{job.pk}/",
-        "version_url_template": reverse("mlops:version", kwargs={"pk": 0}),
-    })
+    return render(
+        request,
+        "mlops/job_detail.html",
+        {
+            "job": job,
+            "snapshot": job_snapshot(job),
+            "dev_report": report_view(latest_dev),
+            "can_cancel": can_train_role(request.user, job.role) and not job.is_finished,
+            "ws_path": f"/ws/mlops/jobs/{job.pk}/",
+            "version_url_template": reverse("mlops:version", kwargs={"pk": 0}),
+        },
+    )
 
 
 @role_required(*ANY_ROLE)
@@ -358,6 +406,10 @@ def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
-        messages.info(request, "Job cancelled." if job.status == TrainingJob.Status.CANCELLED
-                      else "Cancel requested; the job stops at its next check.")
+        messages.info(
+            request,
+            "Job cancelled."
+            if job.status == TrainingJob.Status.CANCELLED
+            else "Cancel requested; the job stops at its next check.",
+        )
     return redirect("mlops:job", pk=job.pk)

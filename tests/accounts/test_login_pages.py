@@ -34,8 +34,9 @@ def test_good_login_redirects_to_the_dashboard_and_signs_in(client, make_user):
 def test_login_follows_next(client, make_user):
     user = make_user("analyst")
 
-    response = client.post("/accounts/login/?next=/models/",
-                           {"username": user.username, "password": PASSWORD, "next": "/models/"})
+    response = client.post(
+        "/accounts/login/?next=/models/", {"username": user.username, "password": PASSWORD, "next": "/models/"}
+    )
 
     assert response["Location"] == "/models/"
 

@@ -32,7 +32,7 @@ def test_obtaining_twice_returns_the_same_token(api_client, make_user):
     assert _obtain(api_client, user.username).json()["token"] == _obtain(api_client, user.username).json()["token"]
 
 
-@pytest.mark.parametrize("username_suffix, password", [("", "wrong-password"), ("-nobody", PASSWORD)])
+@pytest.mark.parametrize(("username_suffix", "password"), [("", "wrong-password"), ("-nobody", PASSWORD)])
 def test_bad_credentials_are_refused_in_the_error_shape(api_client, make_user, username_suffix, password):
     user = make_user("analyst")
 

@@ -91,8 +91,7 @@ def test_multipart_uploads_get_the_larger_limit(client):
 
 
 def test_bad_content_length_is_400(client):
-    response = client.generic("POST", "/api/auth/token/", b"{}", content_type="application/json",
-                              CONTENT_LENGTH="lots")
+    response = client.generic("POST", "/api/auth/token/", b"{}", content_type="application/json", CONTENT_LENGTH="lots")
 
     assert response.status_code == 400
     assert _error(response)["code"] == "bad_request"
@@ -148,8 +147,10 @@ def tiny_throttle(monkeypatch):
 
 @pytest.mark.usefixtures("tiny_throttle")
 def test_anonymous_over_the_rate_gets_429(api_client):
-    statuses = [api_client.post("/api/auth/token/", {"username": "a", "password": "b"}, format="json").status_code
-                for _ in range(3)]
+    statuses = [
+        api_client.post("/api/auth/token/", {"username": "a", "password": "b"}, format="json").status_code
+        for _ in range(3)
+    ]
 
     assert statuses[:2] == [400, 400]
     assert statuses[2] == 429

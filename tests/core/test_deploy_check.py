@@ -12,14 +12,20 @@ from tests.conftest import REPO
 
 
 def _manage(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def _production_env(tmp_path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
-    return {**env, "DJANGO_SETTINGS_MODULE": "config.settings", "DJANGO_PRODUCTION": "1",
-            "DJANGO_ALLOWED_HOSTS": "example.com", "TRELLIS_VAR_DIR": str(tmp_path)}
+    return {
+        **env,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DJANGO_PRODUCTION": "1",
+        "DJANGO_ALLOWED_HOSTS": "example.com",
+        "TRELLIS_VAR_DIR": str(tmp_path),
+    }
 
 
 def test_check_deploy_is_clean_in_production(tmp_path):

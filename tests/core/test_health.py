@@ -64,9 +64,13 @@ def test_a_failing_check_gives_503_and_names_it(client, monkeypatch):
 
 def test_an_unreachable_cache_really_fails_its_check(client):
     # Port 9 (discard) has no Redis: the real cache check must notice, not only a monkeypatch.
-    unreachable = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                               "LOCATION": "redis://127.0.0.1:9/0",
-                               "OPTIONS": {"socket_connect_timeout": 1}}}
+    unreachable = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:9/0",
+            "OPTIONS": {"socket_connect_timeout": 1},
+        }
+    }
     with override_settings(CACHES=unreachable):
         response = client.get("/healthz")
 

@@ -43,8 +43,9 @@ def run(scenario: Callable[[], Awaitable[None]]) -> None:
 def socket(token: str | None = None, headers: list[tuple[bytes, bytes]] | None = None, path: str = "/ws/ping/"):
     from config.asgi import application
 
-    return WebsocketCommunicator(application, path + (f"?token={token}" if token else ""),
-                                 headers=ORIGIN if headers is None else headers)
+    return WebsocketCommunicator(
+        application, path + (f"?token={token}" if token else ""), headers=ORIGIN if headers is None else headers
+    )
 
 
 async def receive_until(comm: Any, match: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:

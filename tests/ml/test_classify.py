@@ -36,31 +36,67 @@ HEADLINES = [
 # Three obvious customer-service intents: 14 training and 5 held-out texts each.
 FEWSHOT = {
     "shipping": [
-        "Where is my package?", "My order has not arrived yet", "Track my delivery please",
-        "When will my parcel be delivered?", "The courier never showed up", "Has my order shipped?",
-        "Delivery is late by a week", "Can I change the delivery address?", "What is the shipping status?",
-        "My package is stuck in transit", "Tracking number does not work", "How long does shipping take?",
-        "The box was delivered to the wrong house", "Is express delivery available?",
-        "I am still waiting for my parcel", "Where is my shipment right now?", "The delivery van never came",
-        "Please tell me when my order will arrive", "My tracking page has not updated in days",
+        "Where is my package?",
+        "My order has not arrived yet",
+        "Track my delivery please",
+        "When will my parcel be delivered?",
+        "The courier never showed up",
+        "Has my order shipped?",
+        "Delivery is late by a week",
+        "Can I change the delivery address?",
+        "What is the shipping status?",
+        "My package is stuck in transit",
+        "Tracking number does not work",
+        "How long does shipping take?",
+        "The box was delivered to the wrong house",
+        "Is express delivery available?",
+        "I am still waiting for my parcel",
+        "Where is my shipment right now?",
+        "The delivery van never came",
+        "Please tell me when my order will arrive",
+        "My tracking page has not updated in days",
     ],
     "password": [
-        "I forgot my password", "Reset my password please", "I cannot log in to my account",
-        "My login does not work", "How do I change my password?", "The password reset email never came",
-        "Account locked after too many attempts", "I can't sign in", "Two-factor code is not accepted",
-        "Unlock my account", "Login page says wrong password", "I need a new password",
-        "Sign-in keeps failing", "How do I recover my account?",
-        "I am locked out of my account", "Password reset link expired", "Cannot sign into the app",
-        "Help me log in again", "My credentials are rejected",
+        "I forgot my password",
+        "Reset my password please",
+        "I cannot log in to my account",
+        "My login does not work",
+        "How do I change my password?",
+        "The password reset email never came",
+        "Account locked after too many attempts",
+        "I can't sign in",
+        "Two-factor code is not accepted",
+        "Unlock my account",
+        "Login page says wrong password",
+        "I need a new password",
+        "Sign-in keeps failing",
+        "How do I recover my account?",
+        "I am locked out of my account",
+        "Password reset link expired",
+        "Cannot sign into the app",
+        "Help me log in again",
+        "My credentials are rejected",
     ],
     "refund": [
-        "I want my money back", "Please refund my order", "How do I return this item?",
-        "Refund has not reached my card", "Can I get a refund for a damaged product?", "Return policy question",
-        "I was charged but want a refund", "Send the item back for a refund", "When will my refund arrive?",
-        "The product is broken, refund me", "I'd like to return these shoes", "Money back guarantee claim",
-        "Cancel and refund my purchase", "Refund status please",
-        "Give me a refund for this faulty kettle", "I returned the jacket, where is my money?",
-        "How long do refunds take?", "I want to send this back and get reimbursed", "Refund the duplicate charge",
+        "I want my money back",
+        "Please refund my order",
+        "How do I return this item?",
+        "Refund has not reached my card",
+        "Can I get a refund for a damaged product?",
+        "Return policy question",
+        "I was charged but want a refund",
+        "Send the item back for a refund",
+        "When will my refund arrive?",
+        "The product is broken, refund me",
+        "I'd like to return these shoes",
+        "Money back guarantee claim",
+        "Cancel and refund my purchase",
+        "Refund status please",
+        "Give me a refund for this faulty kettle",
+        "I returned the jacket, where is my money?",
+        "How long do refunds take?",
+        "I want to send this back and get reimbursed",
+        "Refund the duplicate charge",
     ],
 }
 
@@ -108,8 +144,17 @@ def hf_artifact(tmp_path_factory) -> Path:
     optimizer.step(closure)
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
-    write_manifest(directory, Manifest(role="intent", kind="hf-classifier", version="t1", labels=labels,
-                                       base_model=str(embedder_weights()), extra={"max_length": 64}))
+    write_manifest(
+        directory,
+        Manifest(
+            role="intent",
+            kind="hf-classifier",
+            version="t1",
+            labels=labels,
+            base_model=str(embedder_weights()),
+            extra={"max_length": 64},
+        ),
+    )
     return directory
 
 
@@ -127,9 +172,13 @@ def test_zero_shot_picks_the_obvious_label(embedder):
             "cooking": "cooking recipes: bake, oven, ingredients, kitchen",
         },
     )
-    preds = clf.predict(["Heavy snow and freezing temperatures expected tomorrow",
-                         "The striker scored twice in the cup final",
-                         "Preheat the oven and mix flour with butter"])
+    preds = clf.predict(
+        [
+            "Heavy snow and freezing temperatures expected tomorrow",
+            "The striker scored twice in the cup final",
+            "Preheat the oven and mix flour with butter",
+        ]
+    )
     assert [p.label for p in preds] == ["weather", "sports", "cooking"]
     assert all(isinstance(p, Prediction) and p.confidence > 0.5 for p in preds)
     assert isinstance(clf, Classifier)
@@ -219,8 +268,12 @@ def test_lora_artifact_merges_adapter_and_head(registry, tmp_path):
     base = str(embedder_weights())
     torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=3)
-    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["query", "value"],
-                                                  modules_to_save=["classifier"], task_type="SEQ_CLS"))
+    peft_model = get_peft_model(
+        model,
+        LoraConfig(
+            r=4, lora_alpha=8, target_modules=["query", "value"], modules_to_save=["classifier"], task_type="SEQ_CLS"
+        ),
+    )
     with torch.no_grad():  # LoRA B starts at zero; make the adapter change something
         for name, param in peft_model.named_parameters():
             if "lora_B" in name or "modules_to_save" in name:
@@ -229,8 +282,9 @@ def test_lora_artifact_merges_adapter_and_head(registry, tmp_path):
     peft_model.save_pretrained(tmp_path)
     tokenizer = AutoTokenizer.from_pretrained(base)
     tokenizer.save_pretrained(tmp_path)
-    write_manifest(tmp_path, Manifest(role="intent", kind="lora-classifier", version="l1", labels=LABELS,
-                                      base_model=base))
+    write_manifest(
+        tmp_path, Manifest(role="intent", kind="lora-classifier", version="l1", labels=LABELS, base_model=base)
+    )
     # when the registry loads it
     clf = registry.load_artifact(tmp_path)
     # then it computes what the unmerged peft model computes

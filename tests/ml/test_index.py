@@ -97,6 +97,8 @@ def test_validation_errors_are_clear():
         index.add([1], np.ones((1, DIM + 1), np.float32))
     with pytest.raises(ValueError, match="2 ids but 3 vectors"):
         index.add([1, 2], _unit(3))
+    with pytest.raises(ValueError, match="0 ids but 3 vectors"):
+        index.add([], _unit(3))
     with pytest.raises(ValueError, match="integers"):
         index.add(["a"], _unit(1))
     with pytest.raises(ValueError, match=">= 0"):

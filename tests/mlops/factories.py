@@ -22,8 +22,9 @@ def report(labels: list[str], macro_f1: float = 0.8, accuracy: float = 0.85) -> 
         "accuracy": accuracy,
         "macro_f1": macro_f1,
         "weighted_f1": macro_f1,
-        "per_class": {label: {"precision": macro_f1, "recall": macro_f1, "f1": macro_f1, "support": 10}
-                      for label in labels},
+        "per_class": {
+            label: {"precision": macro_f1, "recall": macro_f1, "f1": macro_f1, "support": 10} for label in labels
+        },
         "confusion_matrix": [[8 if i == j else 1 for j in range(n)] for i in range(n)],
         "labels": labels,
         "support": 10 * n,
@@ -63,8 +64,16 @@ class DatasetFactory(factory.django.DjangoModelFactory):
     size_bytes = len(CSV)
     rows = 2
     label_counts = factory.LazyFunction(lambda: {"order_status": 1, "refund": 1})
-    validation = factory.LazyAttribute(lambda o: {"ok": True, "errors": [], "warnings": [], "n_rows": o.rows,
-                                                  "label_counts": o.label_counts, "task": o.task})
+    validation = factory.LazyAttribute(
+        lambda o: {
+            "ok": True,
+            "errors": [],
+            "warnings": [],
+            "n_rows": o.rows,
+            "label_counts": o.label_counts,
+            "task": o.task,
+        }
+    )
     created_by = None
 
 
@@ -95,6 +104,11 @@ class ModelVersionFactory(factory.django.DjangoModelFactory):
 
 def media_in(settings: Any, tmp_path: Any) -> None:
     """Points file storage at ``tmp_path`` so tests leave nothing under var/."""
-    settings.STORAGES = {**settings.STORAGES, "default": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "media")}}}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "media")},
+        },
+    }
     settings.ARTIFACTS_DIR = tmp_path / "artifacts"

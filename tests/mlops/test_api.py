@@ -27,8 +27,10 @@ pytestmark = pytest.mark.django_db
 
 API = "/api/mlops"
 SENTIMENT_LABELS = ["negative", "positive"]
-GOOD_CSV = (b"text,label\nprofits beat every estimate,positive\nshares slump after the warning,negative\n"
-            b"record quarter for the bank,positive\nregulator fines the lender,negative\n")
+GOOD_CSV = (
+    b"text,label\nprofits beat every estimate,positive\nshares slump after the warning,negative\n"
+    b"record quarter for the bank,positive\nregulator fines the lender,negative\n"
+)
 BAD_CSV = b"sentence,category\nhello,a\nbye,b\n"
 
 
@@ -42,11 +44,14 @@ def _isolated(settings, tmp_path, monkeypatch):
 @pytest.fixture
 def objs():
     """One object of each kind, all of the analysts' ``sentiment`` role."""
-    dataset = DatasetFactory(role="sentiment", name="headlines",
-                             label_counts={label: 2 for label in SENTIMENT_LABELS})
+    dataset = DatasetFactory(role="sentiment", name="headlines", label_counts={label: 2 for label in SENTIMENT_LABELS})
     job = TrainingJobFactory(dataset=dataset)
-    version = ModelVersionFactory(role="sentiment", version="sentiment-test-0001", labels=SENTIMENT_LABELS,
-                                  metrics=report(SENTIMENT_LABELS, macro_f1=0.75))
+    version = ModelVersionFactory(
+        role="sentiment",
+        version="sentiment-test-0001",
+        labels=SENTIMENT_LABELS,
+        metrics=report(SENTIMENT_LABELS, macro_f1=0.75),
+    )
     return SimpleNamespace(dataset=dataset, job=job, version=version)
 
 
@@ -251,8 +256,11 @@ def test_upload_of_a_valid_file_creates_a_dataset(api_client):
     # given an analyst
     user = login(api_client, "analyst")
     # when they upload a valid CSV for their model
-    response = api_client.post(f"{API}/datasets/", {"file": csv_upload(GOOD_CSV), "name": "q3 headlines",
-                                                    "role": "sentiment"}, format="multipart")
+    response = api_client.post(
+        f"{API}/datasets/",
+        {"file": csv_upload(GOOD_CSV), "name": "q3 headlines", "role": "sentiment"},
+        format="multipart",
+    )
     # then it is stored with its validation report
     assert response.status_code == 201, response.content
     body = response.json()
@@ -267,8 +275,9 @@ def test_upload_of_a_bad_file_is_400_with_the_report(api_client):
     # given an analyst and a CSV with the wrong columns
     login(api_client, "analyst")
     # when it is uploaded
-    response = api_client.post(f"{API}/datasets/", {"file": csv_upload(BAD_CSV), "role": "sentiment"},
-                               format="multipart")
+    response = api_client.post(
+        f"{API}/datasets/", {"file": csv_upload(BAD_CSV), "role": "sentiment"}, format="multipart"
+    )
     # then nothing is stored and the report comes back in the error's details
     error = assert_error(response, 400, "dataset_rejected")
     assert error["details"]["ok"] is False
@@ -279,16 +288,16 @@ def test_upload_of_a_bad_file_is_400_with_the_report(api_client):
 
 def test_upload_for_a_role_the_user_may_not_train_is_403(api_client):
     login(api_client, "analyst")
-    response = api_client.post(f"{API}/datasets/", {"file": csv_upload(GOOD_CSV), "role": "intent"},
-                               format="multipart")
+    response = api_client.post(f"{API}/datasets/", {"file": csv_upload(GOOD_CSV), "role": "intent"}, format="multipart")
     assert_error(response, 403)
     assert Dataset.objects.count() == 0
 
 
 def test_upload_for_a_role_that_cannot_be_trained_is_400(api_client):
     login(api_client, "admin")
-    response = api_client.post(f"{API}/datasets/", {"file": csv_upload(GOOD_CSV), "role": "embedder"},
-                               format="multipart")
+    response = api_client.post(
+        f"{API}/datasets/", {"file": csv_upload(GOOD_CSV), "role": "embedder"}, format="multipart"
+    )
     assert "role" in assert_error(response, 400, "invalid")["details"]
 
 
@@ -311,13 +320,19 @@ def test_job_create_queues_a_job_with_the_given_parameters(api_client, objs):
     # given an analyst and their sentiment dataset
     user = login(api_client, "analyst")
     # when they start a job
-    response = api_client.post(f"{API}/jobs/", {"dataset": objs.dataset.pk, "method": "full", "epochs": 2,
-                                                "learning_rate": 1e-4, "max_train_rows": 100})
+    response = api_client.post(
+        f"{API}/jobs/",
+        {"dataset": objs.dataset.pk, "method": "full", "epochs": 2, "learning_rate": 1e-4, "max_train_rows": 100},
+    )
     # then it is queued with those parameters
     assert response.status_code == 201, response.content
     body = response.json()
     assert (body["status"], body["method"], body["role"], body["dataset"]) == (
-        "queued", "full", "sentiment", objs.dataset.pk)
+        "queued",
+        "full",
+        "sentiment",
+        objs.dataset.pk,
+    )
     assert body["params"] == {"epochs": 2, "learning_rate": 1e-4, "max_train_rows": 100}
     assert body["model_version"] is None
     assert TrainingJob.objects.get(pk=body["id"]).created_by == user
@@ -354,8 +369,12 @@ def test_job_create_on_an_invisible_dataset_reads_as_unknown(api_client, objs):
 
 @pytest.mark.parametrize(
     ("payload", "field"),
-    [({"epochs": 0}, "epochs"), ({"learning_rate": 1.0}, "learning_rate"), ({"method": "qlora"}, "method"),
-     ({"batch_size": "many"}, "batch_size")],
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"learning_rate": 1.0}, "learning_rate"),
+        ({"method": "qlora"}, "method"),
+        ({"batch_size": "many"}, "batch_size"),
+    ],
     ids=["epochs", "learning-rate", "method", "batch-size"],
 )
 def test_job_create_validates_parameters(api_client, objs, payload, field):
@@ -366,8 +385,7 @@ def test_job_create_validates_parameters(api_client, objs, payload, field):
 
 def test_job_create_refuses_labels_that_differ_from_the_active_model(api_client, objs):
     # given an active sentiment model with three labels and a two-label dataset
-    ModelVersionFactory(role="sentiment", status=ModelVersion.Status.ACTIVE,
-                        labels=["negative", "neutral", "positive"])
+    ModelVersionFactory(role="sentiment", status=ModelVersion.Status.ACTIVE, labels=["negative", "neutral", "positive"])
     login(api_client, "analyst")
     # when a job is started without allow_new_labels, then the service's reason comes back as a 400
     refused = api_client.post(f"{API}/jobs/", {"dataset": objs.dataset.pk})
@@ -437,11 +455,13 @@ def test_promotion_refused_by_the_gate_is_a_409_with_both_scores(api_client, obj
     response = api_client.post(f"{API}/versions/{objs.version.pk}/promote/", {"force": False})
     # then the refusal comes back in the error shape, with both scores
     assert response.status_code == 409
-    assert response.json() == {"error": {
-        "code": "promotion_refused",
-        "message": "candidate is worse than the active version: 0.5000 vs 0.8000",
-        "details": {"candidate_score": 0.5, "active_score": 0.8},
-    }}
+    assert response.json() == {
+        "error": {
+            "code": "promotion_refused",
+            "message": "candidate is worse than the active version: 0.5000 vs 0.8000",
+            "details": {"candidate_score": 0.5, "active_score": 0.8},
+        }
+    }
 
 
 def test_forced_promotion_passes_force_to_the_service(api_client, objs, monkeypatch):
@@ -470,13 +490,19 @@ def test_promoting_the_active_version_is_a_409(api_client, objs):
 
 def test_evaluate_queues_the_task_and_answers_202(api_client, objs, monkeypatch):
     queued = []
-    monkeypatch.setattr("apps.mlops.tasks.model_version_evaluate_task.delay",
-                        lambda *args: queued.append(args) or SimpleNamespace(id="task-1"))
+    monkeypatch.setattr(
+        "apps.mlops.tasks.model_version_evaluate_task.delay",
+        lambda *args: queued.append(args) or SimpleNamespace(id="task-1"),
+    )
     login(api_client, "analyst")
     response = api_client.post(f"{API}/versions/{objs.version.pk}/evaluate/", {"dataset": objs.dataset.pk})
     assert response.status_code == 202
-    assert response.json() == {"version": objs.version.pk, "dataset": objs.dataset.pk, "task_id": "task-1",
-                               "status": "queued"}
+    assert response.json() == {
+        "version": objs.version.pk,
+        "dataset": objs.dataset.pk,
+        "task_id": "task-1",
+        "status": "queued",
+    }
     assert queued == [(objs.version.pk, objs.dataset.pk)]
 
 
@@ -495,10 +521,19 @@ def test_schema_lists_the_mlops_paths(api_client):
     response = api_client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert response.status_code == 200
     paths = response.json()["paths"]
-    for expected in ("/api/mlops/roles/", "/api/mlops/roles/{role}/rollback/", "/api/mlops/datasets/",
-                     "/api/mlops/datasets/{id}/", "/api/mlops/jobs/", "/api/mlops/jobs/{id}/",
-                     "/api/mlops/jobs/{id}/cancel/", "/api/mlops/versions/", "/api/mlops/versions/{id}/",
-                     "/api/mlops/versions/{id}/promote/", "/api/mlops/versions/{id}/evaluate/"):
+    for expected in (
+        "/api/mlops/roles/",
+        "/api/mlops/roles/{role}/rollback/",
+        "/api/mlops/datasets/",
+        "/api/mlops/datasets/{id}/",
+        "/api/mlops/jobs/",
+        "/api/mlops/jobs/{id}/",
+        "/api/mlops/jobs/{id}/cancel/",
+        "/api/mlops/versions/",
+        "/api/mlops/versions/{id}/",
+        "/api/mlops/versions/{id}/promote/",
+        "/api/mlops/versions/{id}/evaluate/",
+    ):
         assert expected in paths
     assert "multipart/form-data" in paths["/api/mlops/datasets/"]["post"]["requestBody"]["content"]
     assert any(p["name"] == "Idempotency-Key" for p in paths["/api/mlops/jobs/"]["post"]["parameters"])
@@ -513,7 +548,8 @@ def test_schema_of_the_mlops_api_generates_without_warnings():
     # when the schema of the mlops endpoints is generated
     with GENERATOR_STATS.silence():
         schema = SchemaGenerator(patterns=[path("api/mlops/", include("apps.mlops.api_urls"))]).get_schema(
-            request=None, public=True)
+            request=None, public=True
+        )
     # then drf-spectacular had nothing to warn about
     assert not GENERATOR_STATS, {**GENERATOR_STATS._warn_cache, **GENERATOR_STATS._error_cache}
     assert "PaginatedDatasetOutputList" in schema["components"]["schemas"]

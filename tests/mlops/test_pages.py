@@ -23,8 +23,10 @@ from tests.mlops.factories import (
 pytestmark = pytest.mark.django_db
 
 LABELS = ["negative", "positive"]
-GOOD_CSV = (b"text,label\nprofits beat every estimate,positive\nshares slump after the warning,negative\n"
-            b"record quarter for the bank,positive\nregulator fines the lender,negative\n")
+GOOD_CSV = (
+    b"text,label\nprofits beat every estimate,positive\nshares slump after the warning,negative\n"
+    b"record quarter for the bank,positive\nregulator fines the lender,negative\n"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -36,14 +38,23 @@ def _isolated(settings, tmp_path, monkeypatch):
 @pytest.fixture
 def objs():
     dataset = DatasetFactory(role="sentiment", name="headlines", label_counts={label: 2 for label in LABELS})
-    job = TrainingJobFactory(dataset=dataset, status=TrainingJob.Status.RUNNING, progress=0.5, epoch=1, step=10,
-                             total_steps=20, log_tail="epoch 1 done: train loss 0.6931",
-                             metrics_history=[{"epoch": 1, "train_loss": 0.6931, "step": 10,
-                                               "dev": report(LABELS, macro_f1=0.61)}])
-    version = ModelVersionFactory(role="sentiment", version="sentiment-test-0001", labels=LABELS,
-                                  metrics={**report(LABELS, macro_f1=0.75), "dev": report(LABELS, macro_f1=0.7),
-                                           "evaluated_on": "test"},
-                                  training_job=job)
+    job = TrainingJobFactory(
+        dataset=dataset,
+        status=TrainingJob.Status.RUNNING,
+        progress=0.5,
+        epoch=1,
+        step=10,
+        total_steps=20,
+        log_tail="epoch 1 done: train loss 0.6931",
+        metrics_history=[{"epoch": 1, "train_loss": 0.6931, "step": 10, "dev": report(LABELS, macro_f1=0.61)}],
+    )
+    version = ModelVersionFactory(
+        role="sentiment",
+        version="sentiment-test-0001",
+        labels=LABELS,
+        metrics={**report(LABELS, macro_f1=0.75), "dev": report(LABELS, macro_f1=0.7), "evaluated_on": "test"},
+        training_job=job,
+    )
     return SimpleNamespace(dataset=dataset, job=job, version=version)
 
 
@@ -97,8 +108,7 @@ def test_pages_render_for_the_owning_role(client, objs, index):
     assert b'name="viewport"' in response.content
 
 
-@pytest.mark.parametrize(
-    "name", ["mlops:version", "mlops:dataset", "mlops:job"], ids=["version", "dataset", "job"])
+@pytest.mark.parametrize("name", ["mlops:version", "mlops:dataset", "mlops:job"], ids=["version", "dataset", "job"])
 def test_objects_of_another_role_are_404(client, objs, name):
     # given an agent (intent and chat models), when they open a sentiment object
     signed_in(client, "agent")
@@ -126,8 +136,10 @@ def test_overview_shows_the_active_version_and_its_metrics(client, objs):
 
 def test_promote_buttons_are_for_admins_only(client, objs):
     signed_in(client, "analyst")
-    assert reverse("mlops:version_promote", args=[objs.version.pk]) not in client.get(
-        reverse("mlops:role", args=["sentiment"])).content.decode()
+    assert (
+        reverse("mlops:version_promote", args=[objs.version.pk])
+        not in client.get(reverse("mlops:role", args=["sentiment"])).content.decode()
+    )
     client.logout()
     signed_in(client, "admin")
     content = client.get(reverse("mlops:role", args=["sentiment"])).content.decode()
@@ -144,8 +156,12 @@ def test_non_admin_may_not_promote_or_roll_back(client, objs):
 def test_refused_promotion_shows_the_reason_and_a_force_checkbox(client, objs, monkeypatch):
     # given a gate that refuses the candidate
     def refuse(*, version, user, force=False):
-        raise PromotionRefused("candidate sentiment-test-0001 is worse than the active version on held-out "
-                               "macro_f1 on 40 rows: 0.5000 vs 0.8000; promote with force to override", 0.5, 0.8)
+        raise PromotionRefused(
+            "candidate sentiment-test-0001 is worse than the active version on held-out "
+            "macro_f1 on 40 rows: 0.5000 vs 0.8000; promote with force to override",
+            0.5,
+            0.8,
+        )
 
     monkeypatch.setattr("apps.mlops.views.model_version_promote", refuse)
     signed_in(client, "admin")
@@ -226,16 +242,20 @@ def test_dataset_page_starts_a_job(client, objs):
     page = client.get(reverse("mlops:dataset", args=[objs.dataset.pk])).content.decode()
     assert "Start a training job" in page
     # when they submit the start-job form
-    response = client.post(reverse("mlops:dataset", args=[objs.dataset.pk]), {
-        "method": "lora", "epochs": "2", "learning_rate": "0.0005", "idempotency_key": "form-abc"})
+    response = client.post(
+        reverse("mlops:dataset", args=[objs.dataset.pk]),
+        {"method": "lora", "epochs": "2", "learning_rate": "0.0005", "idempotency_key": "form-abc"},
+    )
     # then a job is queued and the live page opens
     job = TrainingJob.objects.get(idempotency_key="form-abc")
     assert response.status_code == 302
     assert response["Location"] == reverse("mlops:job", args=[job.pk])
     assert job.params == {"epochs": 2, "learning_rate": 0.0005}
     # and a double submit of the same form does not start a second job
-    client.post(reverse("mlops:dataset", args=[objs.dataset.pk]), {
-        "method": "lora", "epochs": "2", "idempotency_key": "form-abc"})
+    client.post(
+        reverse("mlops:dataset", args=[objs.dataset.pk]),
+        {"method": "lora", "epochs": "2", "idempotency_key": "form-abc"},
+    )
     assert TrainingJob.objects.filter(dataset=objs.dataset).count() == 2  # the fixture's job and this one
 
 
@@ -284,8 +304,10 @@ def test_version_page_shows_metrics_per_class_and_the_confusion_matrix(client, o
 
 def test_evaluate_from_the_version_page_queues_the_task(client, objs, monkeypatch):
     queued = []
-    monkeypatch.setattr("apps.mlops.tasks.model_version_evaluate_task.delay",
-                        lambda *args: queued.append(args) or SimpleNamespace(id="t"))
+    monkeypatch.setattr(
+        "apps.mlops.tasks.model_version_evaluate_task.delay",
+        lambda *args: queued.append(args) or SimpleNamespace(id="t"),
+    )
     signed_in(client, "analyst")
     response = client.post(reverse("mlops:version_evaluate", args=[objs.version.pk]), {"dataset": objs.dataset.pk})
     assert response.status_code == 302

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -149,8 +151,9 @@ def test_chat_lm_lora_job_makes_a_candidate(make_user, media, django_capture_on_
     # given a dozen resolved conversations
     agent = make_user("agent")
     lines = [
-        '{"messages": [{"role": "user", "content": "Where is order %d?"}, '
-        '{"role": "assistant", "content": "Order %d ships within two days."}]}' % (i, i) for i in range(12)
+        json.dumps({"messages": [{"role": "user", "content": f"Where is order {i}?"},
+                                 {"role": "assistant", "content": f"Order {i} ships within two days."}]})
+        for i in range(12)
     ]
     dataset = dataset_create(uploaded_file=upload("\n".join(lines).encode(), "chats.jsonl"), name="chats",
                              role="chat-lm", user=agent)

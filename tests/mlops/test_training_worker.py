@@ -94,7 +94,8 @@ def test_killed_worker_resumes_from_checkpoint_and_makes_one_version(make_user, 
     first = start_worker(worker_env, log)
     second = None
     try:
-        manage(worker_env, f"from apps.mlops.services.training import training_job_enqueue; training_job_enqueue({job.pk})")
+        manage(worker_env, "from apps.mlops.services.training import training_job_enqueue; "
+                           f"training_job_enqueue({job.pk})")
         # when the worker is killed -9 after a checkpoint mid-training
         wait_for(lambda: (ckpt_dir / "state.pt").is_file() and TrainingJob.objects.get(pk=job.pk).step >= 10,
                  240, "a checkpoint after step 10", log)

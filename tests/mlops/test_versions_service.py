@@ -41,8 +41,8 @@ def isolated(settings, tmp_path, monkeypatch):
 
 
 def train(user, params, seed=7, n=240) -> ModelVersion:
-    dataset = dataset_create(uploaded_file=SimpleUploadedFile(f"d{seed}.csv", rows_to_csv(intent_sample_rows(n, seed=seed))),
-                             name=f"intents-{seed}", role="intent", user=user)
+    upload = SimpleUploadedFile(f"d{seed}.csv", rows_to_csv(intent_sample_rows(n, seed=seed)))
+    dataset = dataset_create(uploaded_file=upload, name=f"intents-{seed}", role="intent", user=user)
     job = training_job_create(dataset=dataset, method="lora", params=params, user=user)
     job = training_job_run(job.pk)
     assert job.status == "succeeded", job.error

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -11,7 +12,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -23,8 +25,16 @@ from tests.conftest import REPO
 PYTHON = sys.executable
 START_TIMEOUT = 90  # seconds: importing Django, Channels and torch on a loaded 2-core machine
 # Variables that would take a child off the embedded default or onto production settings.
-SERVER_VARS = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CELERY_TASK_ALWAYS_EAGER", "DJANGO_PRODUCTION",
-               "DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "TRELLIS_SERVER_NAME")
+SERVER_VARS = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "CELERY_BROKER_URL",
+    "CELERY_TASK_ALWAYS_EAGER",
+    "DJANGO_PRODUCTION",
+    "DJANGO_SECRET_KEY",
+    "DJANGO_ALLOWED_HOSTS",
+    "TRELLIS_SERVER_NAME",
+)
 
 needs_redis = pytest.mark.skipif(
     not os.environ.get("REDIS_URL"),
@@ -38,16 +48,33 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def run_async(scenario: Callable[[], Awaitable[object]]) -> object:
+    """Runs ``scenario()`` on a fresh event loop in a worker thread.
+
+    Not ``asyncio.run`` here: once tests/e2e ran, Playwright's sync API keeps an event loop
+    running on the main thread for the rest of the session.
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(scenario())).result()
+
+
 def child_env(var_dir: Path, **extra: str) -> dict[str, str]:
     """This process's environment for a child: its own var dir, one torch thread, unbuffered logs."""
     env = {k: v for k, v in os.environ.items() if k not in SERVER_VARS}
-    return {**env, "DJANGO_SETTINGS_MODULE": "config.settings", "TRELLIS_VAR_DIR": str(var_dir),
-            "TRELLIS_TORCH_THREADS": "1", "PYTHONUNBUFFERED": "1", **extra}
+    return {
+        **env,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "TRELLIS_VAR_DIR": str(var_dir),
+        "TRELLIS_TORCH_THREADS": "1",
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
 
 
 def manage(args: list[str], env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([PYTHON, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True,
-                            timeout=timeout)
+    result = subprocess.run(
+        [PYTHON, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
     assert result.returncode == 0, f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
     return result
 
@@ -102,8 +129,9 @@ def start_process(tmp_path) -> Iterator[Callable[..., Server]]:
     def start(name: str, argv: list[str], env: dict[str, str], port: int | None = None) -> Server:
         log = tmp_path / f"{name}.log"
         with log.open("wb") as out:
-            proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
         server = Server(name, proc, log, port)
         started.append(server)
         return server
@@ -122,8 +150,9 @@ def get_json(url: str, timeout: float = 10) -> tuple[int, dict]:
 
 
 def post_json(url: str, payload: dict, timeout: float = 10) -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=json.dumps(payload).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, json.loads(response.read())
@@ -150,8 +179,18 @@ def wait_for_healthz(server: Server, timeout: float = START_TIMEOUT) -> dict:
 
 
 def uvicorn_argv(port: int) -> list[str]:
-    return [PYTHON, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-            "--lifespan", "off"]
+    return [
+        PYTHON,
+        "-m",
+        "uvicorn",
+        "config.asgi:application",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--lifespan",
+        "off",
+    ]
 
 
 @pytest.fixture(scope="session")

@@ -16,8 +16,22 @@ RESULT_TIMEOUT = 120  # seconds: the worker imports Django and torch before it t
 
 
 def worker_argv(node: str, queue: str | None = None) -> list[str]:
-    argv = [PYTHON, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "-c", "1", "--loglevel", "INFO",
-            "--hostname", node]
+    argv = [
+        PYTHON,
+        "-m",
+        "celery",
+        "-A",
+        "config",
+        "worker",
+        "--pool",
+        "solo",
+        "-c",
+        "1",
+        "--loglevel",
+        "INFO",
+        "--hostname",
+        node,
+    ]
     return argv + (["--queues", queue] if queue else [])
 
 
@@ -52,8 +66,9 @@ def test_embedded_worker_runs_a_task_sent_from_another_process(start_process, em
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
 def test_redis_worker_runs_a_task_sent_with_delay(start_process, tmp_path):
-    from apps.core.tasks import core_ping_task
     from django_celery_results.models import TaskResult
+
+    from apps.core.tasks import core_ping_task
 
     # A queue of our own, so that no other worker on this Redis takes the message.
     queue = f"platform-test-{uuid.uuid4().hex[:8]}"

@@ -9,7 +9,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from tests.servers.conftest import child_env, free_port, post_json, uvicorn_argv, wait_for_healthz
+from tests.servers.conftest import child_env, free_port, post_json, run_async, uvicorn_argv, wait_for_healthz
 
 pytestmark = [pytest.mark.servers, pytest.mark.timeout(300)]
 
@@ -40,8 +40,9 @@ def test_healthz_reports_the_embedded_default(embedded_server):
 
 
 def test_token_login_then_websocket_hello_and_pong(embedded_server):
-    status, body = post_json(embedded_server.url + "/api/auth/token/",
-                             {"username": "analyst", "password": "trellis-demo"})
+    status, body = post_json(
+        embedded_server.url + "/api/auth/token/", {"username": "analyst", "password": "trellis-demo"}
+    )
     assert status == 200, body
     uri = f"ws://127.0.0.1:{embedded_server.port}/ws/ping/?token={body['token']}"
 
@@ -59,7 +60,7 @@ def test_token_login_then_websocket_hello_and_pong(embedded_server):
             await ws.send(json.dumps({"type": "echo", "text": "still open"}))
             assert (await _recv(ws))["text"] == "still open"
 
-    asyncio.run(scenario())
+    run_async(scenario)
 
 
 @pytest.mark.parametrize("origin", [None, "http://evil.example"], ids=["no-origin", "foreign-origin"])
@@ -73,15 +74,18 @@ def test_websocket_without_an_allowed_origin_is_refused(embedded_server, origin)
                 pass
         assert refused.value.response.status_code == 403
 
-    asyncio.run(scenario())
+    run_async(scenario)
 
 
 def test_anonymous_websocket_is_refused(embedded_server):
     async def scenario():
         with pytest.raises(InvalidStatus) as refused:
-            async with connect(f"ws://127.0.0.1:{embedded_server.port}/ws/ping/", origin=embedded_server.url,
-                               open_timeout=FRAME_TIMEOUT):
+            async with connect(
+                f"ws://127.0.0.1:{embedded_server.port}/ws/ping/",
+                origin=embedded_server.url,
+                open_timeout=FRAME_TIMEOUT,
+            ):
                 pass
         assert refused.value.response.status_code == 403  # closed (4401) before accept -> handshake refused
 
-    asyncio.run(scenario())
+    run_async(scenario)

@@ -10,10 +10,23 @@ import uuid
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.servers.conftest import child_env, free_port, needs_redis, test_database_url, uvicorn_argv, wait_for_healthz
+from tests.servers.conftest import (
+    child_env,
+    free_port,
+    needs_redis,
+    run_async,
+    test_database_url,
+    uvicorn_argv,
+    wait_for_healthz,
+)
 
-pytestmark = [pytest.mark.servers, pytest.mark.redis, needs_redis, pytest.mark.timeout(300),
-              pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.servers,
+    pytest.mark.redis,
+    needs_redis,
+    pytest.mark.timeout(300),
+    pytest.mark.django_db(transaction=True),
+]
 
 FRAME_TIMEOUT = 15  # seconds
 
@@ -25,8 +38,12 @@ def two_nodes(start_process, tmp_path):
     nodes = {}
     for label in ("a", "b"):
         port = free_port()
-        env = {**child_env(tmp_path / f"var-{label}"), "REDIS_URL": os.environ["REDIS_URL"],
-               "DATABASE_URL": test_database_url(), "TRELLIS_SERVER_NAME": f"node-{label}-{suffix}"}
+        env = {
+            **child_env(tmp_path / f"var-{label}"),
+            "REDIS_URL": os.environ["REDIS_URL"],
+            "DATABASE_URL": test_database_url(),
+            "TRELLIS_SERVER_NAME": f"node-{label}-{suffix}",
+        }
         nodes[label] = start_process(f"uvicorn-{label}", uvicorn_argv(port), env, port=port)
     for server in nodes.values():
         health = wait_for_healthz(server)
@@ -64,10 +81,16 @@ def test_broadcast_on_one_server_reaches_a_socket_on_the_other(two_nodes, tokens
 
     async def scenario():
         async with (
-            connect(f"ws://127.0.0.1:{node_b.port}/ws/ping/?token={tokens['analyst']}", origin=node_b.url,
-                    open_timeout=FRAME_TIMEOUT) as x,
-            connect(f"ws://127.0.0.1:{node_a.port}/ws/ping/?token={tokens['admin']}", origin=node_a.url,
-                    open_timeout=FRAME_TIMEOUT) as y,
+            connect(
+                f"ws://127.0.0.1:{node_b.port}/ws/ping/?token={tokens['analyst']}",
+                origin=node_b.url,
+                open_timeout=FRAME_TIMEOUT,
+            ) as x,
+            connect(
+                f"ws://127.0.0.1:{node_a.port}/ws/ping/?token={tokens['admin']}",
+                origin=node_a.url,
+                open_timeout=FRAME_TIMEOUT,
+            ) as y,
         ):
             hello_x, hello_y = await _recv(x), await _recv(y)
             assert hello_x["server"] == f"node-b-{suffix}"
@@ -81,4 +104,4 @@ def test_broadcast_on_one_server_reaches_a_socket_on_the_other(two_nodes, tokens
             frame = await _recv_text(x, from_outside)
             assert frame["origin"] == settings.SERVER_NAME
 
-    asyncio.run(scenario())
+    run_async(scenario)

@@ -55,8 +55,9 @@ def _alive(pid: int, start: int) -> bool:
 
 def test_sigint_stops_every_child(start_process, tmp_path):
     port = free_port()
-    suite = start_process("run_suite", [PYTHON, "manage.py", "run_suite", "--port", str(port)],
-                          child_env(tmp_path / "var"), port=port)
+    suite = start_process(
+        "run_suite", [PYTHON, "manage.py", "run_suite", "--port", str(port)], child_env(tmp_path / "var"), port=port
+    )
     tree: dict[int, tuple[int, str]] = {}
     try:
         health = wait_for_healthz(suite)
@@ -66,9 +67,11 @@ def test_sigint_stops_every_child(start_process, tmp_path):
         while time.monotonic() < deadline:
             tree = _descendants(suite.proc.pid)
             commands = [cmd for _, cmd in tree.values()]
-            if (any(f"--port {port}" in c and "uvicorn" in c for c in commands)
-                    and sum(" worker " in c for c in commands) >= 2  # the worker and its pool process
-                    and any(" beat " in c for c in commands)):
+            if (
+                any(f"--port {port}" in c and "uvicorn" in c for c in commands)
+                and sum(" worker " in c for c in commands) >= 2  # the worker and its pool process
+                and any(" beat " in c for c in commands)
+            ):
                 break
             time.sleep(0.25)
         else:

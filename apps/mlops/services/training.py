@@ -159,9 +159,8 @@ def _train(job: TrainingJob, reporter: JobReporter) -> Path:
     params.pop("allow_new_labels", None)
     active = _active(job.role)
     if job.dataset.task == DatasetTask.CHAT_TRANSCRIPTS:
-        from ml.finetune.chat_lora import ChatLoraArgs, train_chat_lora
-
         from apps.mlops.services.serving import registry_sync
+        from ml.finetune.chat_lora import ChatLoraArgs, train_chat_lora
 
         base = registry_sync(job.role).active(job.role)
         base_dir = base.manifest.base_model if base.manifest.kind == "lora-causal-lm" else str(base.path)

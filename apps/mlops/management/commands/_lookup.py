@@ -18,8 +18,9 @@ def version_get(ref: str) -> ModelVersion:
         version = ModelVersion.objects.filter(pk=int(ref)).first()
     if version is None:
         known = ", ".join(ModelVersion.objects.values_list("version", flat=True)[:10]) or "none yet"
-        raise CommandError(f"No model version {ref!r} (by name or id). Known versions: {known}. "
-                           "Run `manage.py models` to list them.")
+        raise CommandError(
+            f"No model version {ref!r} (by name or id). Known versions: {known}. Run `manage.py models` to list them."
+        )
     return version
 
 

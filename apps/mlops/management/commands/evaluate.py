@@ -17,8 +17,14 @@ from apps.mlops.services.versions import model_version_evaluate
 
 
 class Command(BaseCommand):
-    help = ("Scores a model version and the active one on the same rows (its held-out split, or a dataset) "
-            "and prints the report; the report is stored on the version for the promotion gate.")
+    help = (
+        "Scores a model version and the active one on the same rows (its held-out split, or a dataset) "
+        "and prints the report; the report is stored on the version for the promotion gate."
+    )
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        # --version names a model version here; it replaces Django's "print the version" option.
+        return super().create_parser(prog_name, subcommand, conflict_handler="resolve", **kwargs)
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--version", required=True, help="Version name or id (see `manage.py models`).")
@@ -54,8 +60,9 @@ class Command(BaseCommand):
             raise CommandError(f"No such file: {path}")
         with path.open("rb") as handle:
             try:
-                return dataset_create(uploaded_file=File(handle, name=path.name), name=path.name, role=version.role,
-                                      user=None)
+                return dataset_create(
+                    uploaded_file=File(handle, name=path.name), name=path.name, role=version.role, user=None
+                )
             except DatasetRejected as exc:
                 raise CommandError(f"{path.name} failed validation: {exc}") from exc
 
@@ -65,18 +72,25 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(report.get("metrics", {}), indent=2, default=str))
             return
         candidate, active = report["candidate"], report["active"]
-        self.stdout.write(self.style.MIGRATE_HEADING(
-            f"{version.version} vs active {active.get('version')} on {report['rows']} rows"
-            + (f" of dataset {report['dataset']}" if report.get("dataset") else " (held-out split)")))
+        self.stdout.write(
+            self.style.MIGRATE_HEADING(
+                f"{version.version} vs active {active.get('version')} on {report['rows']} rows"
+                + (f" of dataset {report['dataset']}" if report.get("dataset") else " (held-out split)")
+            )
+        )
         width = max(len(version.version), len(str(active.get("version"))), len("MODEL"))
         self.stdout.write(f"  {'MODEL':<{width}}  {'MACRO-F1':>8}  {'ACCURACY':>8}  {'WEIGHTED-F1':>11}")
         for name, rep in ((version.version, candidate), (str(active.get("version")), active)):
-            self.stdout.write(f"  {name:<{width}}  {metric(rep.get('macro_f1')):>8}  {metric(rep.get('accuracy')):>8}"
-                              f"  {metric(rep.get('weighted_f1')):>11}")
+            self.stdout.write(
+                f"  {name:<{width}}  {metric(rep.get('macro_f1')):>8}  {metric(rep.get('accuracy')):>8}"
+                f"  {metric(rep.get('weighted_f1')):>11}"
+            )
         per_class = candidate.get("per_class") or {}
         if per_class:
             label_width = max(len("LABEL"), *(len(label) for label in per_class))
             self.stdout.write(f"\n  {'LABEL':<{label_width}}  {'PRECISION':>9}  {'RECALL':>7}  {'F1':>7}  SUPPORT")
             for label, row in per_class.items():
-                self.stdout.write(f"  {label:<{label_width}}  {metric(row.get('precision')):>9}  "
-                                  f"{metric(row.get('recall')):>7}  {metric(row.get('f1')):>7}  {row.get('support')}")
+                self.stdout.write(
+                    f"  {label:<{label_width}}  {metric(row.get('precision')):>9}  "
+                    f"{metric(row.get('recall')):>7}  {metric(row.get('f1')):>7}  {row.get('support')}"
+                )

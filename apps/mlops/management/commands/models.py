@@ -31,6 +31,8 @@ class Command(BaseCommand):
             self.stdout.write(f"  {'VERSION':<{width}}  {'STATUS':<9}  {'MACRO-F1':>8}  {'ACCURACY':>8}  CREATED")
             for v in versions:
                 metrics = v.metrics or {}
-                line = (f"  {v.version:<{width}}  {v.status:<9}  {metric(metrics.get('macro_f1')):>8}  "
-                        f"{metric(metrics.get('accuracy')):>8}  {v.created_at:%Y-%m-%d %H:%M}")
+                line = (
+                    f"  {v.version:<{width}}  {v.status:<9}  {metric(metrics.get('macro_f1')):>8}  "
+                    f"{metric(metrics.get('accuracy')):>8}  {v.created_at:%Y-%m-%d %H:%M}"
+                )
                 self.stdout.write(self.style.SUCCESS(line) if v.status == ModelVersion.Status.ACTIVE else line)

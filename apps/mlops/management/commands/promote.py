@@ -13,8 +13,14 @@ from apps.mlops.services.versions import PromotionRefused, model_version_promote
 
 
 class Command(BaseCommand):
-    help = ("Makes a model version the active one of its role. The candidate and the active version are "
-            "scored on the same held-out rows first; a worse candidate is refused unless --force.")
+    help = (
+        "Makes a model version the active one of its role. The candidate and the active version are "
+        "scored on the same held-out rows first; a worse candidate is refused unless --force."
+    )
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        # --version names a model version here; it replaces Django's "print the version" option.
+        return super().create_parser(prog_name, subcommand, conflict_handler="resolve", **kwargs)
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--version", required=True, help="Version name or id (see `manage.py models`).")
@@ -33,5 +39,6 @@ class Command(BaseCommand):
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from exc
         previous = version.previous_active.version if version.previous_active else "the bundled default"
-        self.stdout.write(self.style.SUCCESS(f"{version.version} is now the active {version.role} model "
-                                             f"(replacing {previous})."))
+        self.stdout.write(
+            self.style.SUCCESS(f"{version.version} is now the active {version.role} model (replacing {previous}).")
+        )

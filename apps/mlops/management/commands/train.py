@@ -48,8 +48,9 @@ class Command(BaseCommand):
     help = "Validates and stores a dataset, then fine-tunes a model on it (in this process by default)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--dataset-file", required=True, help="CSV/JSONL text,label file (JSONL transcripts "
-                                                                   "for chat-lm).")
+        parser.add_argument(
+            "--dataset-file", required=True, help="CSV/JSONL text,label file (JSONL transcripts for chat-lm)."
+        )
         parser.add_argument("--role", required=True, choices=sorted(str(r) for r in TRAINABLE_ROLES))
         parser.add_argument("--method", choices=TrainingJob.Method.values, default=TrainingJob.Method.LORA)
         parser.add_argument("--epochs", type=int)
@@ -57,21 +58,30 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int)
         parser.add_argument("--max-length", type=int, help="Tokens per row.")
         parser.add_argument("--max-train-rows", type=int, help="Cap of the training split (quick runs).")
-        parser.add_argument("--allow-new-labels", action="store_true",
-                            help="Train although the labels differ from the active model's.")
+        parser.add_argument(
+            "--allow-new-labels", action="store_true", help="Train although the labels differ from the active model's."
+        )
         parser.add_argument("--name", help="Dataset name (default: the file name).")
         parser.add_argument("--user", help="User recorded as the dataset's and job's creator.")
         mode = parser.add_mutually_exclusive_group()
-        mode.add_argument("--wait", dest="wait", action="store_true", default=True,
-                          help="Run the job here and show its progress (default).")
+        mode.add_argument(
+            "--wait",
+            dest="wait",
+            action="store_true",
+            default=True,
+            help="Run the job here and show its progress (default).",
+        )
         mode.add_argument("--async", dest="wait", action="store_false", help="Only queue the job for a worker.")
         parser.add_argument("--poll-interval", type=float, default=0.5, help="Seconds between progress reads.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         user = user_get(options["user"])
         dataset = self._dataset(Path(options["dataset_file"]).expanduser(), options, user)
-        params = {key: options[key] for key in ("epochs", "learning_rate", "batch_size", "max_length",
-                                                "max_train_rows") if options[key] is not None}
+        params = {
+            key: options[key]
+            for key in ("epochs", "learning_rate", "batch_size", "max_length", "max_train_rows")
+            if options[key] is not None
+        }
         if options["allow_new_labels"]:
             params["allow_new_labels"] = True
         try:
@@ -80,8 +90,11 @@ class Command(BaseCommand):
             raise CommandError(" ".join(exc.messages)) from exc
         self.stdout.write(f"job #{job.pk}: {job.method} on {job.role}, params {job.params or 'defaults'}")
         if not options["wait"]:
-            self.stdout.write(self.style.SUCCESS(
-                f"queued; a Celery worker runs it. Follow it at /models/jobs/{job.pk}/ or `manage.py models`."))
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"queued; a Celery worker runs it. Follow it at /models/jobs/{job.pk}/ or `manage.py models`."
+                )
+            )
             return
         job = self._run_and_follow(job, user, options)
         self._report(job)
@@ -91,8 +104,12 @@ class Command(BaseCommand):
             raise CommandError(f"No such file: {path}")
         with path.open("rb") as handle:
             try:
-                dataset = dataset_create(uploaded_file=File(handle, name=path.name),
-                                         name=options["name"] or path.name, role=options["role"], user=user)
+                dataset = dataset_create(
+                    uploaded_file=File(handle, name=path.name),
+                    name=options["name"] or path.name,
+                    role=options["role"],
+                    user=user,
+                )
             except DatasetRejected as exc:
                 for line in exc.report.get("errors", []):
                     self.stderr.write(f"  error: {line}")
@@ -100,8 +117,9 @@ class Command(BaseCommand):
                     self.stderr.write(f"  warning: {line}", style_func=self.style.WARNING)
                 raise CommandError(f"{path.name} failed validation; nothing was stored.") from exc
         labels = ", ".join(f"{k} {v}" for k, v in (dataset.label_counts or {}).items())
-        self.stdout.write(f"dataset #{dataset.pk} {dataset.name}: {dataset.rows} rows" + (f" ({labels})" if labels
-                                                                                          else ""))
+        self.stdout.write(
+            f"dataset #{dataset.pk} {dataset.name}: {dataset.rows} rows" + (f" ({labels})" if labels else "")
+        )
         for line in (dataset.validation or {}).get("warnings", []):
             self.stdout.write(self.style.WARNING(f"  warning: {line}"))
         return dataset
@@ -122,8 +140,14 @@ class Command(BaseCommand):
 
         worker = threading.Thread(target=run, name=f"train-job-{job.pk}", daemon=True)
         worker.start()
-        bar = tqdm(total=None, unit="step", desc=f"job {job.pk}", file=_RawWriter(self.stderr),
-                   disable=options["verbosity"] == 0, dynamic_ncols=True)
+        bar = tqdm(
+            total=None,
+            unit="step",
+            desc=f"job {job.pk}",
+            file=_RawWriter(self.stderr),
+            disable=options["verbosity"] == 0,
+            dynamic_ncols=True,
+        )
         try:
             while True:
                 job.refresh_from_db()
@@ -169,8 +193,12 @@ class Command(BaseCommand):
         if version is None:
             raise CommandError(f"job #{job.pk} succeeded but registered no model version")
         metrics = version.metrics or {}
-        self.stdout.write(self.style.SUCCESS(
-            f"job #{job.pk} succeeded: candidate {version.version} "
-            f"(macro-F1 {metric(metrics.get('macro_f1'))}, accuracy {metric(metrics.get('accuracy'))}"
-            + (f", held-out loss {metric(metrics.get('eval_loss'))}" if "eval_loss" in metrics else "") + ")"))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"job #{job.pk} succeeded: candidate {version.version} "
+                f"(macro-F1 {metric(metrics.get('macro_f1'))}, accuracy {metric(metrics.get('accuracy'))}"
+                + (f", held-out loss {metric(metrics.get('eval_loss'))}" if "eval_loss" in metrics else "")
+                + ")"
+            )
+        )
         self.stdout.write(f"promote it with: manage.py promote --version {version.version}")
