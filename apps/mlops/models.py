@@ -66,12 +66,13 @@ class TrainingJob(models.Model):
     class Method(models.TextChoices):
         FULL = "full", "Full fine-tune"
         LORA = "lora", "LoRA"
+        FEWSHOT = "fewshot", "Few-shot (linear head on frozen embeddings, seconds)"
 
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="jobs")
     role = models.CharField(max_length=20, choices=ModelRole.choices)
-    method = models.CharField(max_length=10, choices=Method.choices, default=Method.LORA)
+    method = models.CharField(max_length=12, choices=Method.choices, default=Method.LORA)
     params = models.JSONField(default=dict, blank=True)  # epochs, learning_rate, batch_size, ...
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True)
     progress = models.FloatField(default=0.0)  # 0..1

@@ -167,3 +167,17 @@ def test_chat_lm_lora_job_makes_a_candidate(make_user, media, django_capture_on_
     version = job.model_version
     assert version.kind == "lora-causal-lm"
     assert "eval_loss" in version.metrics
+
+
+def test_fewshot_job_trains_in_seconds_and_beats_the_majority(make_user, media, django_capture_on_commit_callbacks):
+    agent = make_user("agent")
+    dataset = dataset_create(uploaded_file=upload(rows_to_csv(intent_sample_rows(120))), name="few",
+                             role="intent", user=agent)
+    with django_capture_on_commit_callbacks(execute=False):
+        job = training_job_create(dataset=dataset, method="fewshot", params={}, user=agent)
+    job = training_job_run(job.pk)
+    assert job.status == TrainingJob.Status.SUCCEEDED, job.error
+    version = job.model_version
+    assert version.kind == "fewshot-classifier"
+    assert version.metrics["accuracy"] > version.metrics["majority_baseline_accuracy"] + 0.3
+    assert len(job.metrics_history) == 1

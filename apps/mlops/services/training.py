@@ -168,6 +168,15 @@ def _train(job: TrainingJob, reporter: JobReporter) -> Path:
                             **{k: v for k, v in params.items() if k in ChatLoraArgs.__dataclass_fields__})
         train_chat_lora(args, progress=reporter.on_event)
         return out_dir
+    if job.method == TrainingJob.Method.FEWSHOT:
+        from apps.mlops.services.serving import model_get
+        from ml.finetune.fewshot import train_fewshot
+
+        result = train_fewshot(job.dataset.file.path, role=job.role, output_dir=out_dir,
+                               embedder=model_get("embedder"), seed=int(params.get("seed", 42)),
+                               parent_version=active.version if active else None, progress=reporter.on_event)
+        _write_held_out(result.artifact_dir, result.test_rows)
+        return result.artifact_dir
     from ml.finetune.classification import ClassifierTrainArgs, train_classifier
 
     args = ClassifierTrainArgs(
@@ -177,10 +186,14 @@ def _train(job: TrainingJob, reporter: JobReporter) -> Path:
     )
     result = train_classifier(args, progress=reporter.on_event, should_stop=reporter.should_stop)
     job.resumed_from_step = result.resumed_from_step
-    # The evaluation gate judges later candidates and the active version on these rows.
-    held_out = "\n".join(json.dumps({"text": t, "label": lab}, ensure_ascii=False) for t, lab in result.test_rows)
-    (result.artifact_dir / HELD_OUT_FILE).write_text(held_out + "\n", encoding="utf-8")
+    _write_held_out(result.artifact_dir, result.test_rows)
     return result.artifact_dir
+
+
+def _write_held_out(artifact_dir: Path, rows: list[tuple[str, str]]) -> None:
+    """The evaluation gate judges later candidates and the active version on these rows."""
+    held_out = "\n".join(json.dumps({"text": t, "label": lab}, ensure_ascii=False) for t, lab in rows)
+    (artifact_dir / HELD_OUT_FILE).write_text(held_out + "\n", encoding="utf-8")
 
 
 def training_job_run(job_id: int) -> TrainingJob:
