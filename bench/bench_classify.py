@@ -121,6 +121,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from ml import devices
+    from ml.classify import CPU_MICRO_BATCH
     from ml.metrics import classification_report
 
     info = devices.current()
@@ -171,7 +172,8 @@ def main() -> None:
     print(
         f"\nclassifier: {origin} ({prepare_s:.0f} s); macro-F1 on {len(texts)} rows of sent_valid.csv, "
         f"speed on {len(timed)} (batched) and {len(single)} (one at a time); max_length {fp32.max_length}; "
-        f"device {info.device}, {info.threads} torch thread(s); int8 engine "
+        f"device {info.device}, {info.threads} torch thread(s), forward passes of "
+        f"{64 if info.is_gpu else min(64, CPU_MICRO_BATCH)}; int8 engine "
         f"{__import__('torch').backends.quantized.engine}; best of {args.rounds} interleaved rounds"
     )
     print(f"int8 and fp32 agree on {agree}/{len(texts)} labels ({100 * agree / len(texts):.1f}%)")

@@ -15,11 +15,12 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from apps.accounts.ws_auth import TrellisAuthMiddlewareStack  # noqa: E402
+from apps.core.middleware import AsgiBodySizeLimit  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": AsgiBodySizeLimit(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(TrellisAuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

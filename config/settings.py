@@ -218,6 +218,8 @@ STORAGES = {
     },
 }
 MEDIA_ROOT = VAR_DIR / "media"
+if not PRODUCTION:
+    STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise warns on every request when it is missing
 
 # --- ML core: where fine-tuned versions live; ml/ reads TRELLIS_ARTIFACTS_DIR itself.
 ARTIFACTS_DIR = Path(env.str("TRELLIS_ARTIFACTS_DIR", default=str(VAR_DIR / "artifacts")))

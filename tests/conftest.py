@@ -43,3 +43,9 @@ def _throttle_cache_reset():
     from django.core.cache import cache
 
     cache.clear()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests run last: Playwright leaves an event loop on the main thread, which
+    would break later tests that call ``asyncio.run``."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)

@@ -2,36 +2,16 @@
 
 from __future__ import annotations
 
-import sys
-import types
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from asgiref.sync import async_to_sync
+from channels.testing import WebsocketCommunicator
 
 TIMEOUT = 5  # seconds per frame; generous for a loaded 2-core machine, never reached when things work
 ORIGIN = [(b"origin", b"http://testserver"), (b"host", b"testserver")]
 
 
-def _websocket_communicator() -> type:
-    try:
-        from channels.testing import WebsocketCommunicator
-    except ModuleNotFoundError as exc:
-        if not (exc.name or "").startswith("daphne"):
-            raise
-        # channels/testing/__init__.py imports daphne for ChannelsLiveServerTestCase alone; without
-        # daphne installed, load the package's modules without that __init__.
-        import channels
-
-        package = types.ModuleType("channels.testing")
-        package.__path__ = [str(Path(channels.__file__).parent / "testing")]
-        sys.modules["channels.testing"] = package
-        from channels.testing.websocket import WebsocketCommunicator
-    return WebsocketCommunicator
-
-
-WebsocketCommunicator = _websocket_communicator()
 
 
 def run(scenario: Callable[[], Awaitable[None]]) -> None:

@@ -79,7 +79,7 @@ def manage(args: list[str], env: dict[str, str], timeout: float = 180) -> subpro
     return result
 
 
-def test_database_url() -> str:
+def shared_database_url() -> str:
     """URL of the database pytest-django created, for children that must share it."""
     from django.conf import settings
 
@@ -89,15 +89,13 @@ def test_database_url() -> str:
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-test_database_url.__test__ = False  # a helper, not a test
-
-
 @dataclass
 class Server:
     name: str
     proc: subprocess.Popen
     log: Path
     port: int | None = None
+    health: dict | None = None  # the last /healthz answer, set by wait_for_healthz
 
     @property
     def url(self) -> str:
@@ -170,6 +168,7 @@ def wait_for_healthz(server: Server, timeout: float = START_TIMEOUT) -> dict:
         try:
             status, body = get_json(server.url + "/healthz", timeout=5)
             if status == 200:
+                server.health = body
                 return body
             last = f"{status} {body}"
         except (OSError, ValueError) as exc:

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tests.servers.conftest import PYTHON, child_env, manage, needs_redis, test_database_url
+from tests.servers.conftest import PYTHON, child_env, manage, needs_redis, shared_database_url
 
 pytestmark = [pytest.mark.servers, pytest.mark.timeout(300)]
 
@@ -73,7 +73,7 @@ def test_redis_worker_runs_a_task_sent_with_delay(start_process, tmp_path):
     # A queue of our own, so that no other worker on this Redis takes the message.
     queue = f"platform-test-{uuid.uuid4().hex[:8]}"
     node = f"{queue}@test"
-    env = {**child_env(tmp_path / "var"), "REDIS_URL": os.environ["REDIS_URL"], "DATABASE_URL": test_database_url()}
+    env = {**child_env(tmp_path / "var"), "REDIS_URL": os.environ["REDIS_URL"], "DATABASE_URL": shared_database_url()}
     worker = start_process("worker", worker_argv(node, queue), env)
 
     async_result = core_ping_task.apply_async(args=["through-redis"], queue=queue)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 
 import pytest
@@ -14,13 +15,15 @@ from tests.servers.conftest import child_env, free_port, post_json, run_async, u
 pytestmark = [pytest.mark.servers, pytest.mark.timeout(300)]
 
 FRAME_TIMEOUT = 15  # seconds
+BODY_LIMIT = 1024  # bytes, for the chunked-body test
 
 
 @pytest.fixture
 def embedded_server(start_process, embedded_var):
     port = free_port()
-    server = start_process("uvicorn", uvicorn_argv(port), child_env(embedded_var), port=port)
-    server.health = wait_for_healthz(server)
+    env = child_env(embedded_var, TRELLIS_MAX_BODY_BYTES=str(BODY_LIMIT))
+    server = start_process("uvicorn", uvicorn_argv(port), env, port=port)
+    wait_for_healthz(server)
     return server
 
 
@@ -89,3 +92,29 @@ def test_anonymous_websocket_is_refused(embedded_server):
         assert refused.value.response.status_code == 403  # closed (4401) before accept -> handshake refused
 
     run_async(scenario)
+
+
+def test_chunked_body_over_the_limit_is_refused(embedded_server):
+    """No Content-Length: the server stops reading at the limit instead of spooling the whole body."""
+    conn = http.client.HTTPConnection("127.0.0.1", embedded_server.port, timeout=FRAME_TIMEOUT)
+    # 4 KiB against the fixture's 1 KiB limit: small enough to sit in the socket buffers whole.
+    chunks = (b"x" * 512 for _ in range(8))
+    try:
+        conn.request(
+            "POST",
+            "/api/auth/token/",
+            body=chunks,
+            encode_chunked=True,
+            headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+        )
+        response = conn.getresponse()
+        status, body = response.status, json.loads(response.read())
+    finally:
+        conn.close()
+
+    assert status == 413
+    assert body["error"] == {
+        "code": "payload_too_large",
+        "message": f"Request body is over the limit of {BODY_LIMIT} bytes.",
+        "details": {"limit_bytes": BODY_LIMIT},
+    }

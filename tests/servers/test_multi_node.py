@@ -15,7 +15,7 @@ from tests.servers.conftest import (
     free_port,
     needs_redis,
     run_async,
-    test_database_url,
+    shared_database_url,
     uvicorn_argv,
     wait_for_healthz,
 )
@@ -41,7 +41,7 @@ def two_nodes(start_process, tmp_path):
         env = {
             **child_env(tmp_path / f"var-{label}"),
             "REDIS_URL": os.environ["REDIS_URL"],
-            "DATABASE_URL": test_database_url(),
+            "DATABASE_URL": shared_database_url(),
             "TRELLIS_SERVER_NAME": f"node-{label}-{suffix}",
         }
         nodes[label] = start_process(f"uvicorn-{label}", uvicorn_argv(port), env, port=port)
