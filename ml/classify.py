@@ -1,6 +1,6 @@
 """Text classifiers behind one ``predict(texts)`` interface (intent, sentiment).
 
-Four implementations, from no data to most data:
+Three implementations, from no data to most data:
 
 - ``ZeroShotClassifier``: label descriptions only, scored by embedding similarity.
 - ``FewShotClassifier``: a logistic-regression head on frozen embeddings (tens of examples).
@@ -15,6 +15,7 @@ import copy
 import dataclasses
 import os
 import tempfile
+import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -176,6 +177,9 @@ class SequenceClassifier:
         self.max_length = max_length
         self.device_info = device_info or devices.current()
         self.is_int8 = is_int8
+        # A fast tokenizer shared by threads can fail with "Already borrowed" when its
+        # padding/truncation state is touched concurrently; tokenising is ~0.1 ms a text.
+        self._tokenizer_lock = threading.Lock()
 
     def predict_proba(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
         """Class probabilities, shape ``(len(texts), len(labels))``, float32, input order.
@@ -194,13 +198,14 @@ class SequenceClassifier:
         with devices.inference_context(self.device_info):
             for start in range(0, n, step):
                 idx = order[start : start + step]
-                enc = self.tokenizer(
-                    [texts[i] for i in idx],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                    return_tensors="pt",
-                )
+                with self._tokenizer_lock:
+                    enc = self.tokenizer(
+                        [texts[i] for i in idx],
+                        padding=True,
+                        truncation=True,
+                        max_length=self.max_length,
+                        return_tensors="pt",
+                    )
                 enc = {k: v.to(device) for k, v in enc.items()}
                 logits = self.model(**enc).logits
                 probs[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()

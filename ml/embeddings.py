@@ -8,6 +8,7 @@ searches with).
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -64,6 +65,9 @@ class Embedder:
             raise ValueError(f"cannot tell the embedding size of the model at {weights}")
         self.dim: int = int(dim)
         self.max_seq_length: int = int(self.model.max_seq_length)
+        # A fast tokenizer shared by threads can fail with "Already borrowed" when its
+        # padding/truncation state is touched concurrently; tokenising is ~0.1 ms a text.
+        self._tokenizer_lock = threading.Lock()
 
     def embed(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
         """Embeds texts in length-sorted batches, returned in input order.
@@ -95,7 +99,8 @@ class Embedder:
         with devices.inference_context(self.device_info):
             for start in range(0, n, step):
                 idx = order[start : start + step]
-                features = self.model.tokenize([texts[i] for i in idx])
+                with self._tokenizer_lock:
+                    features = self.model.tokenize([texts[i] for i in idx])
                 features = batch_to_device(features, device)
                 vectors = self.model.forward(features)["sentence_embedding"]
                 vectors = torch.nn.functional.normalize(vectors.float(), p=2, dim=1)

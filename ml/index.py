@@ -136,7 +136,6 @@ class VectorIndex:
         # with arbitrary (sparse) database ids.
         index.set_direct_map_type(faiss.DirectMap.Hashtable)
         index.nprobe = self._nprobe or max(1, cells // 8)
-        index.quantizer_keepalive = quantizer  # the IVF index does not own its quantizer
         self._index = index
 
     @classmethod

@@ -74,3 +74,17 @@ def test_loader_reads_weights_dir_from_manifest(registry, embedder):
     active = registry.active("embedder")
     again = load_embedder(active.path, active.manifest, registry)
     np.testing.assert_allclose(again.embed(["same text"]), embedder.embed(["same text"]), atol=1e-6)
+
+
+def test_concurrent_calls_from_threads_agree_with_serial(embedder):
+    # given one shared embedder, as the registry hands it to every request thread
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [f"order {i} has not arrived after {i} days" for i in range(24)]
+    expected = embedder.embed(texts)
+    # when four threads embed at once
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: embedder.embed(texts, batch_size=8), range(4)))
+    # then every thread gets the serial answer
+    for result in results:
+        np.testing.assert_allclose(result, expected, atol=1e-4)
