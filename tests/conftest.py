@@ -11,6 +11,8 @@ REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# fp32 everywhere in tests, so results do not depend on whether the CPU has AMX-BF16.
+os.environ.setdefault("TRELLIS_CPU_BF16", "0")
 # The chat LM's one-off GGUF -> safetensors conversion (~20 s) is cached here between runs.
 os.environ.setdefault("TRELLIS_ARTIFACTS_DIR", str(REPO / "var" / "test-artifacts"))
 
