@@ -144,6 +144,7 @@ def test_changes_written_by_another_process_arrive_by_polling(job, monkeypatch):
     # given a watcher, and progress written to the row by a worker whose events cannot reach
     # this server (the in-memory channel layer does not cross processes)
     monkeypatch.setattr("apps.mlops.consumers.POLL_IN_MEMORY_S", 0.05)
+    monkeypatch.setattr("apps.mlops.consumers.POLL_SHARED_LAYER_S", 0.05)  # CI runs on Redis
     token = token_for("analyst")
 
     async def scenario():
