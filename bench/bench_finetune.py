@@ -24,7 +24,8 @@ import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 from typing import Any  # noqa: E402
 
-DATASET = Path(os.environ.get("TRELLIS_DATASETS", "/work/shared/datasets")) / "twitter_financial_news_sentiment"
+DATASETS = Path(os.environ.get("TRELLIS_DATASETS", REPO.parent / "shared" / "datasets"))
+DATASET = DATASETS / "twitter_financial_news_sentiment"
 LABELS = {"0": "bearish", "1": "bullish", "2": "neutral"}  # per the dataset's README
 
 

@@ -29,7 +29,7 @@ import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from typing import Any  # noqa: E402
 
-DATASETS = Path(os.environ.get("TRELLIS_DATASETS", "/work/shared/datasets"))
+DATASETS = Path(os.environ.get("TRELLIS_DATASETS", REPO.parent / "shared" / "datasets"))
 SENTIMENT_NAMES = {"0": "bearish", "1": "bullish", "2": "neutral"}  # per the dataset's README
 
 
