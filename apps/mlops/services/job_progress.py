@@ -87,7 +87,9 @@ class JobReporter:
                 entry["eval_loss"] = event["eval_loss"]
             job.metrics_history = [h for h in job.metrics_history if h.get("epoch") != entry["epoch"]] + [entry]
             f1 = entry.get("dev", {}).get("macro_f1")
-            self.log(f"epoch {entry['epoch']} done: train loss {entry['train_loss']:.4f}"
+            loss = entry["train_loss"]
+            self.log(f"epoch {entry['epoch']} done"
+                     + (f": train loss {loss:.4f}" if loss is not None else "")
                      + (f", dev macro-F1 {f1:.3f}" if f1 is not None else ""))
             force = True
         elif kind == "checkpoint":
