@@ -50,8 +50,8 @@ def train_quick(rows: list[tuple[str, str]], labels: list[str], max_length: int,
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from ml.classify import SequenceClassifier
     from ml.defaults import embedder_weights
+    from ml.sequence_classifier import SequenceClassifier
 
     torch.manual_seed(seed)
     base = str(embedder_weights())
@@ -136,8 +136,8 @@ def main() -> None:
     started = time.perf_counter()
     if args.artifact:
         from ml.artifacts import read_manifest
-        from ml.classify import load_sequence_classifier
         from ml.registry import Registry
+        from ml.sequence_classifier import load_sequence_classifier
 
         os.environ["TRELLIS_INT8"] = "0"  # load fp32; the int8 copy is made below
         fp32 = load_sequence_classifier(args.artifact, read_manifest(args.artifact), Registry())
@@ -155,7 +155,7 @@ def main() -> None:
 
     import torch
 
-    from ml.classify import SequenceClassifier
+    from ml.sequence_classifier import SequenceClassifier
 
     base_name = "fp32" if not info.is_gpu else str(info.dtype).removeprefix("torch.")
     variants: dict[str, SequenceClassifier] = {base_name: fp32}

@@ -31,8 +31,8 @@ ROLES = ("embedder", "chat-lm", "intent", "sentiment", "ner")
 # Each loader is ``load(path: Path, manifest: Manifest, registry: Registry) -> model``.
 LOADERS: dict[str, str] = {
     "sentence-transformer": "ml.embeddings:load_embedder",
-    "hf-classifier": "ml.classify:load_sequence_classifier",
-    "lora-classifier": "ml.classify:load_sequence_classifier",
+    "hf-classifier": "ml.sequence_classifier:load_sequence_classifier",
+    "lora-classifier": "ml.sequence_classifier:load_sequence_classifier",
     "fewshot-classifier": "ml.classify:load_fewshot_classifier",
     "zeroshot-classifier": "ml.classify:load_zeroshot_classifier",
     "causal-lm": "ml.generate:load_chat_lm",

@@ -6,7 +6,6 @@ each scored on the same held-out rows with ``ml.metrics.classification_report``.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import tempfile
@@ -64,33 +63,6 @@ def report_on(model: torch.nn.Module, tokenizer: Any, rows: Sequence[Row], label
     return classification_report([label for _, label in rows], preds, labels), preds
 
 
-def load_classifier_plain(path: str | Path) -> tuple[torch.nn.Module, Any, Manifest]:
-    """Loads a classifier artifact with transformers/peft directly (without ``ml.classify``).
-
-    Args:
-        path: an ``hf-classifier`` or ``lora-classifier`` directory.
-
-    Returns:
-        (model in eval mode on the process device, tokenizer, manifest).
-    """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    path = Path(path)
-    manifest = read_manifest(path)
-    tokenizer = AutoTokenizer.from_pretrained(str(path))
-    if manifest.kind == "lora-classifier":
-        from peft import PeftModel
-
-        labels = manifest.labels
-        base = AutoModelForSequenceClassification.from_pretrained(
-            manifest.base_model, num_labels=len(labels), id2label=dict(enumerate(labels)),
-            label2id={label: i for i, label in enumerate(labels)})
-        model = PeftModel.from_pretrained(base, str(path))
-    else:
-        model = AutoModelForSequenceClassification.from_pretrained(str(path))
-    return model.to(devices.current().device).eval(), tokenizer, manifest
-
-
 def save_classifier(model: Any, tokenizer: Any, manifest: Manifest,
                     out_dir: Path) -> Path:
     """Writes a classifier artifact: weights (safetensors), tokenizer, manifest last.
@@ -125,20 +97,12 @@ def save_classifier(model: Any, tokenizer: Any, manifest: Manifest,
     return out_dir
 
 
-def _label_of(prediction: Any) -> str:
-    if isinstance(prediction, str):
-        return prediction
-    if isinstance(prediction, dict):
-        return str(prediction["label"])
-    return str(prediction.label)
-
-
 def evaluate_artifact(artifact_dir: str | Path, rows: Sequence[Row], *,
                       batch_size: int = 64) -> dict[str, Any]:
     """Classification report of a saved classifier on ``rows``.
 
-    Loads through ``ml.registry.Registry().load_artifact`` (the loader that serves the
-    model in production) when ``ml.classify`` exists, else with transformers/peft.
+    Loads through ``ml.registry.Registry().load_artifact``: the loader that serves the
+    model in production, so the gate judges exactly what would be served.
 
     Args:
         artifact_dir: an ``hf-classifier`` or ``lora-classifier`` directory.
@@ -153,15 +117,9 @@ def evaluate_artifact(artifact_dir: str | Path, rows: Sequence[Row], *,
     manifest = read_manifest(path)
     texts = [t for t, _ in rows]
     gold = [label for _, label in rows]
-    if importlib.util.find_spec("ml.classify") is not None:
-        from ml.registry import Registry
+    from ml.registry import Registry
 
-        classifier = Registry().load_artifact(path)
-        preds = [_label_of(p) for p in classifier.predict(texts, batch_size=batch_size)]
-    else:
-        model, tokenizer, _ = load_classifier_plain(path)
-        preds = predict_texts(model, tokenizer, texts, manifest.labels,
-                              max_length=int(manifest.extra.get("max_length", 64)),
-                              batch_size=batch_size)
+    classifier = Registry().load_artifact(path)
+    preds = [p.label for p in classifier.predict(texts, batch_size=batch_size)]
     labels = list(manifest.labels) + sorted(set(gold) - set(manifest.labels))
     return classification_report(gold, preds, labels)

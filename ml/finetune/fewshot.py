@@ -65,7 +65,8 @@ def train_fewshot(
     metrics["majority_baseline_accuracy"] = (
         sum(lab == majority for _, lab in held_out) / len(held_out) if held_out else 0.0)
     metrics["evaluated_on"] = "test" if split.test else "dev"
-    entry = {"epoch": 1, "train_loss": None, "dev": metrics,  # L-BFGS reports no per-epoch loss "train_seconds": seconds,
+    # L-BFGS reports no per-epoch loss, so none is shown.
+    entry = {"epoch": 1, "train_loss": None, "dev": metrics, "train_seconds": seconds,
              "train_samples": len(fit_rows), "step": 1}
     emit({"event": "step", "epoch": 1, "step": 1, "total_steps": 1})
     emit({"event": "epoch", **entry, "best_epoch": 1, "early_stop": False})

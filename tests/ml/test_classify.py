@@ -10,15 +10,9 @@ import pytest
 import torch
 
 from ml.artifacts import Manifest, write_manifest
-from ml.classify import (
-    Classifier,
-    FewShotClassifier,
-    Prediction,
-    SequenceClassifier,
-    ZeroShotClassifier,
-    load_sequence_classifier,
-)
+from ml.classify import Classifier, FewShotClassifier, Prediction, ZeroShotClassifier
 from ml.defaults import embedder_weights
+from ml.sequence_classifier import SequenceClassifier, load_sequence_classifier
 
 LABELS = ["bearish", "bullish", "neutral"]
 HEADLINES = [
