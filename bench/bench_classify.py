@@ -21,7 +21,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import argparse  # noqa: E402
-import csv  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
 import statistics  # noqa: E402
@@ -30,15 +29,9 @@ from collections.abc import Callable  # noqa: E402
 from typing import Any  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-DATASETS = Path(os.environ.get("TRELLIS_DATASETS", REPO.parent / "shared" / "datasets"))
-DATASET = DATASETS / "twitter_financial_news_sentiment"
-LABELS = {"0": "bearish", "1": "bullish", "2": "neutral"}  # per the dataset's README
-
-
-def read_rows(path: Path) -> list[tuple[str, str]]:
-    """(text, label name) rows of a twitter_financial_news_sentiment CSV."""
-    with open(path, encoding="utf-8", newline="") as fh:
-        return [(row["text"], LABELS[row["label"]]) for row in csv.DictReader(fh)]
+from bench.datasets import SENTIMENT_DIR as DATASET  # noqa: E402
+from bench.datasets import SENTIMENT_NAMES as LABELS  # noqa: E402
+from bench.datasets import read_labelled_csv as read_rows  # noqa: E402
 
 
 def train_quick(rows: list[tuple[str, str]], labels: list[str], max_length: int, seed: int = 0) -> Any:

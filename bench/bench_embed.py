@@ -26,7 +26,9 @@ import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-DATASET = Path(os.environ.get("TRELLIS_DATASETS", REPO.parent / "shared" / "datasets")) / "banking77" / "train.csv"
+from bench.datasets import BANKING77_DIR  # noqa: E402
+
+DATASET = BANKING77_DIR / "train.csv"
 
 
 def load_sentences(n: int, seed: int = 0) -> tuple[list[str], str]:

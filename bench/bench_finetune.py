@@ -16,7 +16,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import argparse  # noqa: E402
-import csv  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import resource  # noqa: E402
@@ -24,15 +23,8 @@ import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 from typing import Any  # noqa: E402
 
-DATASETS = Path(os.environ.get("TRELLIS_DATASETS", REPO.parent / "shared" / "datasets"))
-DATASET = DATASETS / "twitter_financial_news_sentiment"
-LABELS = {"0": "bearish", "1": "bullish", "2": "neutral"}  # per the dataset's README
-
-
-def read_sentiment(path: Path) -> list[tuple[str, str]]:
-    """(text, label) rows of a twitter_financial_news_sentiment CSV (labels 0/1/2 named)."""
-    with open(path, encoding="utf-8", newline="") as fh:
-        return [(row["text"], LABELS[row["label"]]) for row in csv.DictReader(fh)]
+from bench.datasets import SENTIMENT_DIR as DATASET  # noqa: E402
+from bench.datasets import read_labelled_csv as read_sentiment  # noqa: E402
 
 
 def _rss_mib() -> float:

@@ -21,16 +21,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import argparse  # noqa: E402
-import csv  # noqa: E402
 import json  # noqa: E402
-import os  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from typing import Any  # noqa: E402
 
-DATASETS = Path(os.environ.get("TRELLIS_DATASETS", REPO.parent / "shared" / "datasets"))
-SENTIMENT_NAMES = {"0": "bearish", "1": "bullish", "2": "neutral"}  # per the dataset's README
+from bench.datasets import DATASETS  # noqa: E402
+from bench.datasets import read_labelled_csv as read_rows  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -53,15 +51,6 @@ BENCHMARKS = {
                            DATASETS / "twitter_financial_news_sentiment" / "sent_valid.csv",
                            "label", "weighted_f1", 0.88, 4),
 }
-
-
-def read_rows(path: Path, label_column: str) -> list[tuple[str, str]]:
-    """(text, label) rows of a benchmark CSV; sentiment's 0/1/2 get their names."""
-    with open(path, encoding="utf-8", newline="") as fh:
-        rows = [(r["text"], r[label_column]) for r in csv.DictReader(fh)]
-    if label_column == "label":
-        rows = [(text, SENTIMENT_NAMES.get(label, label)) for text, label in rows]
-    return rows
 
 
 def _print_event(event: dict[str, Any]) -> None:

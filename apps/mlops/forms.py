@@ -9,7 +9,7 @@ from django import forms
 
 from apps.mlops.models import TRAINABLE_ROLES, Dataset, DatasetTask, TrainingJob
 from apps.mlops.permissions import can_train_role
-from apps.mlops.services.training import PARAM_LIMITS
+from apps.mlops.services.training import PARAM_LIMITS, job_params_from
 
 
 def trainable_role_choices(user: Any) -> list[tuple[str, str]]:
@@ -52,7 +52,6 @@ class TrainingJobStartForm(forms.Form):
     # One key per rendered form: a double submit starts one job, not two.
     idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=100, required=False)
 
-    PARAM_NAMES = ("epochs", "learning_rate", "batch_size", "max_train_rows")
 
     def __init__(self, *args: Any, dataset: Dataset, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -62,11 +61,7 @@ class TrainingJobStartForm(forms.Form):
             del self.fields["allow_new_labels"]
 
     def params(self) -> dict[str, Any]:
-        data = self.cleaned_data
-        params = {name: data[name] for name in self.PARAM_NAMES if data.get(name) is not None}
-        if data.get("allow_new_labels"):
-            params["allow_new_labels"] = True
-        return params
+        return job_params_from(self.cleaned_data)
 
 
 class ModelVersionPromoteForm(forms.Form):

@@ -14,7 +14,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.mlops.models import TRAINABLE_ROLES, Dataset, ModelRole, ModelVersion, TrainingJob
-from apps.mlops.services.training import PARAM_LIMITS
+from apps.mlops.services.training import PARAM_LIMITS, job_params_from
 
 IDEMPOTENCY_KEY_MAX_LENGTH = TrainingJob._meta.get_field("idempotency_key").max_length
 
@@ -230,15 +230,10 @@ class TrainingJobCreateInputSerializer(serializers.Serializer):
         required=False, default=False, help_text="Train even though the labels differ from the active model's."
     )
 
-    PARAM_NAMES = ("epochs", "learning_rate", "batch_size", "max_length", "max_train_rows")
 
     def params(self) -> dict[str, Any]:
         """The training parameters the caller set (None and unset left out)."""
-        data = self.validated_data
-        params = {name: data[name] for name in self.PARAM_NAMES if data.get(name) is not None}
-        if data.get("allow_new_labels"):
-            params["allow_new_labels"] = True
-        return params
+        return job_params_from(self.validated_data)
 
 
 class TrainingJobOutputSerializer(serializers.ModelSerializer):

@@ -49,6 +49,14 @@ PARAM_LIMITS: dict[str, tuple[type, float, float]] = {
 BOOLEAN_PARAMS = {"allow_new_labels"}
 
 
+def job_params_from(data: dict[str, Any]) -> dict[str, Any]:
+    """The training parameters a form or serializer set (unset ones left to the trainer)."""
+    params = {name: data[name] for name in PARAM_LIMITS if data.get(name) is not None}
+    if data.get("allow_new_labels"):
+        params["allow_new_labels"] = True
+    return params
+
+
 def _clean_params(params: dict[str, Any]) -> dict[str, Any]:
     unknown = set(params) - set(PARAM_LIMITS) - BOOLEAN_PARAMS
     if unknown:
