@@ -75,6 +75,8 @@ def main() -> int:
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--max-train-rows", type=int, default=None, help="cap of the train split")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--class-weighting", choices=["balanced", "none"], default="balanced",
+                        help="balanced helps rare classes (macro-F1); none favours weighted F1/accuracy")
     parser.add_argument("--out", default=None, help="keep the artifact here (default: temporary)")
     ns = parser.parse_args()
 
@@ -92,7 +94,7 @@ def main() -> int:
             data=train, test_data=test, role=bench.role, output_dir=out, method=ns.method,
             epochs=ns.epochs or bench.epochs, learning_rate=ns.lr, batch_size=ns.batch_size,
             max_length=ns.max_length, max_train_rows=ns.max_train_rows, seed=ns.seed,
-            dev_fraction=0.1, max_bytes=None)
+            dev_fraction=0.1, max_bytes=None, class_weighting=ns.class_weighting)
         started = time.perf_counter()
         result = train_classifier(args, progress=_print_event)
         elapsed = time.perf_counter() - started
