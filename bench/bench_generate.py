@@ -47,17 +47,25 @@ def _messages(prompt: str) -> list[dict[str, str]]:
 
 
 def raw_generate(lm: ChatLM, prompt: str, max_new_tokens: int) -> tuple[int, float, str]:
-    """Tokens generated, seconds and text of one direct ``model.generate`` call."""
+    """Tokens generated, seconds and text of one direct ``model.generate`` call.
+
+    It runs on the service's generation thread, as a server would: on CPU a second thread
+    computing in the same process brings a second OpenMP team that slows both.
+    """
     ids = torch.tensor([lm.prompt_ids(_messages(prompt), max_new_tokens)], device=lm.info.device)
+
+    def generate() -> torch.Tensor:
+        with devices.inference_context(lm.info):
+            return lm.model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=lm.tokenizer.pad_token_id,
+            )
+
     started = time.perf_counter()
-    with devices.inference_context(lm.info):
-        out = lm.model.generate(
-            input_ids=ids,
-            attention_mask=torch.ones_like(ids),
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            pad_token_id=lm.tokenizer.pad_token_id,
-        )
+    out = lm.executor.submit(generate).result()
     seconds = time.perf_counter() - started
     new = out[0, ids.shape[1] :]
     return int(new.shape[0]), seconds, lm.tokenizer.decode(new, skip_special_tokens=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
+from concurrent import futures
 from pathlib import Path
 
 import pytest
@@ -32,13 +32,12 @@ def lm(registry) -> ChatLM:
     return registry.get("chat-lm")
 
 
-def _join_worker(lm: ChatLM, timeout: float = 120.0) -> threading.Thread:
+def _join_worker(lm: ChatLM, timeout: float = 120.0) -> None:
     # A generous bound so a slow shared machine does not fail the test; a worker that
     # ignored the cancellation would still be running 200 tokens later.
-    thread = lm.last_thread
-    assert thread is not None
-    thread.join(timeout)
-    return thread
+    run = lm.last_run
+    assert run is not None
+    futures.wait([run], timeout)
 
 
 # -- default artifact -----------------------------------------------------------------
@@ -173,7 +172,8 @@ def test_closing_the_stream_stops_generation(lm):
 
     assert asyncio.run(first_piece())
 
-    assert not _join_worker(lm).is_alive()
+    _join_worker(lm)
+    assert lm.last_run.done()
     assert stats.tokens < 50  # far below 200: the worker noticed the close
     assert stats.finish_reason == "cancelled"
     assert lm.gate.active == 0
@@ -190,7 +190,7 @@ def test_breaking_out_without_closing_stops_generation(lm):
 
     asyncio.run(consume())
 
-    assert not lm.last_thread.is_alive()
+    assert lm.last_run.done()
     assert stats.tokens < 50
 
 
@@ -212,7 +212,8 @@ def test_cancelling_the_consumer_task_stops_generation(lm):
 
     asyncio.run(scenario())
 
-    assert not _join_worker(lm).is_alive()
+    _join_worker(lm)
+    assert lm.last_run.done()
     assert stats.tokens < 50
     assert stats.finish_reason == "cancelled"
 
