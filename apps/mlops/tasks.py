@@ -7,19 +7,23 @@ import logging
 from celery import shared_task
 
 from apps.mlops.models import Dataset, ModelVersion, TrainingJob
-from apps.mlops.services.training import training_job_requeue_stale, training_job_run
+from apps.mlops.services.training import JobRunningElsewhere, training_job_requeue_stale, training_job_run
 from apps.mlops.services.versions import model_version_evaluate
 
 log = logging.getLogger(__name__)
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
-def training_job_run_task(job_id: int) -> str:
+# Retries only while another worker's heartbeat is fresh; they end when that job ends.
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=1000)
+def training_job_run_task(self, job_id: int) -> str:
     """Runs or resumes a job. Redelivered after a worker dies; the service resumes from checkpoints."""
     if not TrainingJob.objects.filter(pk=job_id).exists():
         log.warning("training job %s no longer exists; nothing to run", job_id)
         return "missing"
-    return training_job_run(job_id).status
+    try:
+        return training_job_run(job_id).status
+    except JobRunningElsewhere as busy:
+        raise self.retry(countdown=busy.retry_in) from busy
 
 
 @shared_task(acks_late=True)

@@ -181,3 +181,23 @@ def test_fewshot_job_trains_in_seconds_and_beats_the_majority(make_user, media, 
     assert version.kind == "fewshot-classifier"
     assert version.metrics["accuracy"] > version.metrics["majority_baseline_accuracy"] + 0.3
     assert len(job.metrics_history) == 1
+
+
+def test_a_job_with_a_fresh_heartbeat_is_not_started_twice_but_retried(make_user, media,
+                                                                        django_capture_on_commit_callbacks):
+    from django.utils import timezone
+
+    from apps.mlops.services.training import JobRunningElsewhere
+
+    agent = make_user("agent")
+    dataset = dataset_create(uploaded_file=upload(rows_to_csv(intent_sample_rows(40))), name="a",
+                             role="intent", user=agent)
+    with django_capture_on_commit_callbacks(execute=False):
+        job = training_job_create(dataset=dataset, method="fewshot", params={}, user=agent)
+    # given another worker is running it (fresh heartbeat)
+    TrainingJob.objects.filter(pk=job.pk).update(status="running", attempts=1, heartbeat_at=timezone.now())
+    # when a redelivered message arrives, it is told to come back later, not dropped
+    with pytest.raises(JobRunningElsewhere) as busy:
+        training_job_run(job.pk)
+    assert 0 < busy.value.retry_in <= 181
+    assert TrainingJob.objects.get(pk=job.pk).attempts == 1

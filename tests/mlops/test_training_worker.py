@@ -48,12 +48,15 @@ def worker_env(settings, tmp_path, monkeypatch):
         "DATABASE_URL": database_url(), "TRELLIS_VAR_DIR": str(var), "TRELLIS_ARTIFACTS_DIR": str(var / "artifacts"),
         "TRELLIS_TORCH_THREADS": "1", "TRELLIS_JOB_HEARTBEAT_STALE_S": "3", "CELERY_VISIBILITY_TIMEOUT": "3",
         "PYTHONUNBUFFERED": "1",
+        # A queue of this test's own: nothing left on a shared Redis by other runs reaches it.
+        "CELERY_GPU_QUEUE": f"mlops-test-{os.getpid()}",
     })
     return env
 
 
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "prefork", "-c", "1",
+           "-Q", env["CELERY_GPU_QUEUE"],
            "--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "INFO",
            "-n", f"test-{os.getpid()}-{time.monotonic_ns()}@%h"]
     return subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log.open("ab"), stderr=subprocess.STDOUT,

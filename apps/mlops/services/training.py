@@ -120,6 +120,18 @@ def training_job_enqueue(job_id: int) -> None:
     TrainingJob.objects.filter(pk=job_id).update(celery_task_id=result.id or "")
 
 
+class JobRunningElsewhere(Exception):
+    """Another worker holds the job (fresh heartbeat); look again after ``retry_in`` seconds.
+
+    A redelivered message must not be dropped here: if that worker has in fact died, its
+    heartbeat goes stale and the retry takes the job over and resumes it.
+    """
+
+    def __init__(self, job_id: int, retry_in: float) -> None:
+        super().__init__(f"job {job_id} is running on another worker; retry in {retry_in:.0f} s")
+        self.retry_in = retry_in
+
+
 def _claim(job_id: int) -> TrainingJob | None:
     """Marks the job RUNNING for this attempt, or returns None when there is nothing to do."""
     now = timezone.now()
@@ -133,8 +145,9 @@ def _claim(job_id: int) -> TrainingJob | None:
             return None
         if (job.status == TrainingJob.Status.RUNNING and job.heartbeat_at
                 and now - job.heartbeat_at < HEARTBEAT_STALE):
+            retry_in = (HEARTBEAT_STALE - (now - job.heartbeat_at)).total_seconds() + 1.0
             log.warning("job %s is running elsewhere (heartbeat %s); not starting twice", job_id, job.heartbeat_at)
-            return None
+            raise JobRunningElsewhere(job_id, retry_in)
         if job.attempts >= MAX_ATTEMPTS:
             job.status, job.finished_at = TrainingJob.Status.FAILED, now
             job.error = f"gave up after {job.attempts} attempts: the worker running it stopped each time"
@@ -205,7 +218,11 @@ def _write_held_out(artifact_dir: Path, rows: list[tuple[str, str]]) -> None:
 
 
 def training_job_run(job_id: int) -> TrainingJob:
-    """Runs (or resumes) a job to the end; safe to call again for the same job."""
+    """Runs (or resumes) a job to the end; safe to call again for the same job.
+
+    Raises:
+        JobRunningElsewhere: another worker's heartbeat is fresh; try again later.
+    """
     from ml.finetune.classification import TrainingCancelled
     from ml.finetune.data import DatasetInvalid
 

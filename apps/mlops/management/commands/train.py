@@ -23,7 +23,12 @@ from tqdm import tqdm
 from apps.mlops.management.commands._lookup import metric, user_get
 from apps.mlops.models import TRAINABLE_ROLES, ModelVersion, TrainingJob
 from apps.mlops.services.datasets import DatasetRejected, dataset_create
-from apps.mlops.services.training import training_job_cancel, training_job_create, training_job_run
+from apps.mlops.services.training import (
+    JobRunningElsewhere,
+    training_job_cancel,
+    training_job_create,
+    training_job_run,
+)
 
 CANCEL_GRACE_S = 120.0  # how long Ctrl-C waits for the job to checkpoint and stop
 
@@ -133,6 +138,8 @@ class Command(BaseCommand):
         def run() -> None:
             try:
                 training_job_run(job.pk)
+            except JobRunningElsewhere:
+                pass  # a worker took it first: the bar follows that worker's progress
             except BaseException as exc:  # reported by the main thread
                 failure.append(exc)
             finally:
