@@ -112,3 +112,16 @@ def media_in(settings: Any, tmp_path: Any) -> None:
         },
     }
     settings.ARTIFACTS_DIR = tmp_path / "artifacts"
+
+
+# A tiny valid two-class sentiment upload.
+GOOD_CSV = (
+    b"text,label\nprofits beat every estimate,positive\nshares slump after the warning,negative\n"
+    b"record quarter for the bank,positive\nregulator fines the lender,negative\n"
+)
+
+
+def isolate(settings: Any, tmp_path: Any, monkeypatch: Any) -> None:
+    """Uploads go under ``tmp_path`` and no job reaches a broker (app-logic tests)."""
+    media_in(settings, tmp_path)
+    monkeypatch.setattr("apps.mlops.services.training.training_job_enqueue", lambda job_id: None)

@@ -15,11 +15,12 @@ from django.urls import include, path
 from apps.mlops.models import Dataset, ModelVersion, TrainingJob
 from apps.mlops.services.versions import PromotionRefused
 from tests.mlops.factories import (
+    GOOD_CSV,
     DatasetFactory,
     ModelVersionFactory,
     TrainingJobFactory,
     UserFactory,
-    media_in,
+    isolate,
     report,
 )
 
@@ -27,18 +28,12 @@ pytestmark = pytest.mark.django_db
 
 API = "/api/mlops"
 SENTIMENT_LABELS = ["negative", "positive"]
-GOOD_CSV = (
-    b"text,label\nprofits beat every estimate,positive\nshares slump after the warning,negative\n"
-    b"record quarter for the bank,positive\nregulator fines the lender,negative\n"
-)
 BAD_CSV = b"sentence,category\nhello,a\nbye,b\n"
 
 
 @pytest.fixture(autouse=True)
 def _isolated(settings, tmp_path, monkeypatch):
-    media_in(settings, tmp_path)
-    # Nothing reaches a broker from these tests.
-    monkeypatch.setattr("apps.mlops.services.training.training_job_enqueue", lambda job_id: None)
+    isolate(settings, tmp_path, monkeypatch)
 
 
 @pytest.fixture

@@ -12,27 +12,23 @@ from django.urls import reverse
 from apps.mlops.models import Dataset, ModelVersion, TrainingJob
 from apps.mlops.services.versions import PromotionRefused
 from tests.mlops.factories import (
+    GOOD_CSV,
     DatasetFactory,
     ModelVersionFactory,
     TrainingJobFactory,
     UserFactory,
-    media_in,
+    isolate,
     report,
 )
 
 pytestmark = pytest.mark.django_db
 
 LABELS = ["negative", "positive"]
-GOOD_CSV = (
-    b"text,label\nprofits beat every estimate,positive\nshares slump after the warning,negative\n"
-    b"record quarter for the bank,positive\nregulator fines the lender,negative\n"
-)
 
 
 @pytest.fixture(autouse=True)
 def _isolated(settings, tmp_path, monkeypatch):
-    media_in(settings, tmp_path)
-    monkeypatch.setattr("apps.mlops.services.training.training_job_enqueue", lambda job_id: None)
+    isolate(settings, tmp_path, monkeypatch)
 
 
 @pytest.fixture
