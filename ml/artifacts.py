@@ -50,6 +50,8 @@ class Manifest:
         metrics: evaluation figures (accuracy, macro_f1, ...).
         created_at: ISO-8601 UTC timestamp.
         parent_version: the version this one was trained from, if any.
+        job_key: key of the training run that made it ("" when made outside one); a job
+            reuses a finished artifact only when this and ``data_hash`` are its own.
         extra: loader-specific settings (label descriptions, LoRA config, ...).
     """
 
@@ -63,6 +65,7 @@ class Manifest:
     metrics: dict[str, Any] = field(default_factory=dict)
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     parent_version: str | None = None
+    job_key: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -191,3 +194,24 @@ def wrap_model_dir(source: Path, target: Path, *, role: str, kind: str | None = 
                         task="registered", labels=labels, extra={"weights_dir": str(source)})
     write_manifest(Path(target), manifest)
     return manifest
+
+
+def set_aside(directory: Path, *, tag: str = "refused") -> Path:
+    """Renames a folder that must not be used to ``<name>.<tag>-<stamp>-<rand>`` beside it.
+
+    Nothing is deleted: the folder may be another deployment's or another database's
+    work (two servers on one artifacts store, a restored backup), so it is kept for a
+    person to look at, out of the way of the run that found it.
+
+    Args:
+        directory: the folder to move.
+        tag: word in the new name saying why.
+
+    Returns:
+        Where it now is.
+    """
+    directory = Path(directory)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    target = directory.with_name(f"{directory.name}.{tag}-{stamp}-{os.urandom(3).hex()}")
+    os.replace(directory, target)
+    return target

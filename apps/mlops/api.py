@@ -11,8 +11,7 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from django.http import Http404
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.pagination import LimitOffsetPagination
@@ -25,34 +24,24 @@ from apps.accounts.permissions import HasRole, IsAdminRole
 from apps.accounts.roles import Role
 from apps.core.errors import error_body
 from apps.mlops import serializers as s
+from apps.mlops.api_docs import (
+    AUTH_ERRORS,
+    ERROR_400,
+    ERROR_404,
+    ERROR_409,
+    ERROR_429_JOBS,
+    ID_PARAMETER,
+    IDEMPOTENCY_PARAMETER,
+    ROLE_PARAMETER,
+)
 from apps.mlops.models import TRAINABLE_ROLES, Dataset, ModelRole, ModelVersion, TrainingJob
 from apps.mlops.permissions import can_train_role, can_view_role
 from apps.mlops.selectors import dataset_list, model_version_list, role_overview, training_job_list
 from apps.mlops.services.datasets import DatasetRejected, dataset_create
-from apps.mlops.services.training import training_job_cancel, training_job_create
+from apps.mlops.services.training import TooManyActiveJobs, training_job_cancel, training_job_create
 from apps.mlops.services.versions import PromotionRefused, model_version_promote, model_version_rollback
 
 AnyRole = HasRole.of(*Role)
-
-ERROR_401 = OpenApiResponse(s.MlopsErrorSerializer, description="Not signed in.")
-ERROR_403 = OpenApiResponse(s.MlopsErrorSerializer, description="The caller's role does not allow this.")
-ERROR_404 = OpenApiResponse(
-    s.MlopsErrorSerializer, description="No such object, or one of a role the caller may not see."
-)
-ERROR_400 = OpenApiResponse(s.MlopsErrorSerializer, description="Invalid input (details per field).")
-ERROR_409 = OpenApiResponse(s.MlopsErrorSerializer, description="The object's state does not allow this.")
-AUTH_ERRORS = {401: ERROR_401, 403: ERROR_403}
-
-ID_PARAMETER = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
-ROLE_PARAMETER = OpenApiParameter("role", OpenApiTypes.STR, OpenApiParameter.PATH, enum=ModelRole.values)
-IDEMPOTENCY_PARAMETER = OpenApiParameter(
-    "Idempotency-Key",
-    OpenApiTypes.STR,
-    OpenApiParameter.HEADER,
-    required=False,
-    description="Repeating a request with the same key returns the job the first one created.",
-)
-
 
 class MlopsPagination(LimitOffsetPagination):
     default_limit = 50
@@ -64,7 +53,7 @@ def _paginated(
 ) -> Response:
     paginator = MlopsPagination()
     page = paginator.paginate_queryset(queryset, request, view=view)
-    return paginator.get_paginated_response(serializer_class(page, many=True).data)
+    return paginator.get_paginated_response(serializer_class(page, many=True, context={"request": request}).data)
 
 
 def _conflict(code: str, message: str, details: Any = None) -> Response:
@@ -126,7 +115,7 @@ class ModelRoleRollbackApi(APIView):
         if role not in ModelRole.values or not can_view_role(request.user, role):
             raise Http404
         try:
-            active = model_version_rollback(role=role, user=request.user)
+            active = model_version_rollback(role=role, user=request.user, request=request)
         except ValueError as exc:
             return _conflict("nothing_to_roll_back", str(exc))
         return Response(s.ModelRoleRollbackOutputSerializer(_role_payload(role, active)).data)
@@ -228,7 +217,13 @@ class TrainingJobListCreateApi(APIView):
         operation_id="mlops_jobs_create",
         parameters=[IDEMPOTENCY_PARAMETER],
         request=s.TrainingJobCreateInputSerializer,
-        responses={201: s.TrainingJobOutputSerializer, 400: ERROR_400, 409: ERROR_409, **AUTH_ERRORS},
+        responses={
+            201: s.TrainingJobOutputSerializer,
+            400: ERROR_400,
+            409: ERROR_409,
+            429: ERROR_429_JOBS,
+            **AUTH_ERRORS,
+        },
     )
     def post(self, request: Request) -> Response:
         data = s.TrainingJobCreateInputSerializer(data=request.data)
@@ -250,13 +245,19 @@ class TrainingJobListCreateApi(APIView):
                 user=request.user,
                 idempotency_key=key,
             )
+        except TooManyActiveJobs as exc:
+            return Response(
+                error_body("too_many_active_jobs", exc.message, {"limit": exc.limit}),
+                status=status.HTTP_429_TOO_MANY_REQUESTS,
+            )
         except DjangoValidationError as exc:
             raise _as_drf_validation_error(exc) from exc
         if job.dataset_id != dataset.pk:
             # The key belongs to another request: answering with that job would hand out
             # someone else's object.
             return _conflict("idempotency_key_reused", "This Idempotency-Key was used for a different request.")
-        return Response(s.TrainingJobOutputSerializer(job).data, status=status.HTTP_201_CREATED)
+        return Response(s.TrainingJobOutputSerializer(job, context={"request": request}).data,
+                        status=status.HTTP_201_CREATED)
 
 
 class TrainingJobDetailApi(APIView):
@@ -268,7 +269,8 @@ class TrainingJobDetailApi(APIView):
         responses={200: s.TrainingJobOutputSerializer, 404: ERROR_404, **AUTH_ERRORS},
     )
     def get(self, request: Request, pk: int) -> Response:
-        return Response(s.TrainingJobOutputSerializer(_visible_or_404(_job_queryset(request.user), pk)).data)
+        job = _visible_or_404(_job_queryset(request.user), pk)
+        return Response(s.TrainingJobOutputSerializer(job, context={"request": request}).data)
 
 
 class TrainingJobCancelApi(APIView):
@@ -289,7 +291,7 @@ class TrainingJobCancelApi(APIView):
             job = training_job_cancel(job=job, user=request.user)
         except DjangoValidationError as exc:
             return _conflict("job_finished", " ".join(exc.messages))
-        return Response(s.TrainingJobOutputSerializer(job).data)
+        return Response(s.TrainingJobOutputSerializer(job, context={"request": request}).data)
 
 
 # --- model versions
@@ -357,7 +359,8 @@ class ModelVersionPromoteApi(APIView):
         data = s.ModelVersionPromoteInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            version = model_version_promote(version=version, user=request.user, force=data.validated_data["force"])
+            version = model_version_promote(version=version, user=request.user, force=data.validated_data["force"],
+                                            request=request)
         except PromotionRefused as exc:
             return _conflict(
                 "promotion_refused",

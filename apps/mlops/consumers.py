@@ -9,6 +9,10 @@ The in-memory channel layer of the embedded default does not cross processes, so
 from a Celery worker never reach this server; the consumer then also reads the job row
 every ``POLL_IN_MEMORY_S`` and sends what changed. With Redis the events arrive directly and
 the slower poll is only a safety net.
+
+A job that does not exist and one of a model role the caller may not see both close the
+socket with 4404, as the API answers 404 for both: job ids cannot be probed. Admins also
+get a failed job's traceback; everyone else its one-line error.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer
 
+from apps.accounts.roles import user_roles
 from apps.core.consumers import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, JsonConsumer
 from apps.mlops.models import TrainingJob
-from apps.mlops.permissions import can_view_role
+from apps.mlops.permissions import can_see_traceback, can_view_role
 from apps.mlops.selectors import job_snapshot
 from apps.mlops.services.job_progress import job_group
 
@@ -33,19 +38,25 @@ FINISHED = {str(s) for s in TrainingJob.FINISHED}
 
 
 @database_sync_to_async
-def _job_role(job_id: int) -> str | None:
-    return TrainingJob.objects.filter(pk=job_id).values_list("role", flat=True).first()
+def _access(user: Any, job_id: int) -> tuple[int | None, bool]:
+    """(close code or None when the user may watch the job, whether they see tracebacks)."""
+    if not user_roles(user):
+        return CLOSE_FORBIDDEN, False  # no role at all: refused whatever the id (the API's 403)
+    role = TrainingJob.objects.filter(pk=job_id).values_list("role", flat=True).first()
+    if role is None or not can_view_role(user, role):
+        return CLOSE_NOT_FOUND, False
+    return None, can_see_traceback(user)
 
 
 @database_sync_to_async
-def _may_view(user: Any, role: str) -> bool:
-    return can_view_role(user, role)
-
-
-@database_sync_to_async
-def _snapshot(job_id: int) -> dict[str, Any] | None:
+def _snapshot(job_id: int, with_traceback: bool) -> dict[str, Any] | None:
     job = TrainingJob.objects.select_related("model_version").filter(pk=job_id).first()
-    return job_snapshot(job) if job else None
+    return job_snapshot(job, with_traceback=with_traceback) if job else None
+
+
+@database_sync_to_async
+def _traceback(job_id: int) -> str:
+    return TrainingJob.objects.filter(pk=job_id).values_list("traceback", flat=True).first() or ""
 
 
 def _fingerprint(snapshot: dict[str, Any]) -> dict[str, Any]:
@@ -57,6 +68,7 @@ class TrainingJobConsumer(JsonConsumer):
     group: str | None = None
     _poller: asyncio.Task[None] | None = None
     _last_sent: dict[str, Any] | None = None
+    with_traceback = False
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -64,12 +76,9 @@ class TrainingJobConsumer(JsonConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.job_id = int(self.scope["url_route"]["kwargs"]["job_id"])
-        role = await _job_role(self.job_id)
-        if role is None:
-            await self.close(code=CLOSE_NOT_FOUND)
-            return
-        if not await _may_view(user, role):
-            await self.close(code=CLOSE_FORBIDDEN)
+        refused, self.with_traceback = await _access(user, self.job_id)
+        if refused is not None:
+            await self.close(code=refused)
             return
         self.group = job_group(self.job_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
@@ -93,7 +102,7 @@ class TrainingJobConsumer(JsonConsumer):
 
     async def send_snapshot(self, *, only_if_changed: bool = False) -> bool:
         """Sends the job as stored now; False when it no longer exists (the socket is closed)."""
-        snapshot = await _snapshot(self.job_id)
+        snapshot = await _snapshot(self.job_id, self.with_traceback)
         if snapshot is None:
             await self.send_error("not_found", f"Job {self.job_id} no longer exists.")
             await self.close(code=CLOSE_NOT_FOUND)
@@ -118,4 +127,7 @@ class TrainingJobConsumer(JsonConsumer):
             await self.send_error("unknown_type", f"Unknown message type {kind!r}; expected ping or snapshot.")
 
     async def mlops_job(self, event: dict[str, Any]) -> None:
-        await self._send_job(event["job"])
+        job = event["job"]
+        if self.with_traceback:  # broadcasts carry none; only a failed job has one
+            job = {**job, "traceback": await _traceback(self.job_id) if job.get("status") == "failed" else ""}
+        await self._send_job(job)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 
@@ -70,6 +72,10 @@ class TrainingJob(models.Model):
 
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 
+    # Names the job's artifact and checkpoint folders and is written into what it saves:
+    # database ids repeat across databases (a reset, a restored backup, two deployments on
+    # one artifacts store), so a folder named by id could hold another job's model.
+    key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="jobs")
     role = models.CharField(max_length=20, choices=ModelRole.choices)
     method = models.CharField(max_length=12, choices=Method.choices, default=Method.LORA)
@@ -81,7 +87,8 @@ class TrainingJob(models.Model):
     total_steps = models.PositiveIntegerField(default=0)
     metrics_history = models.JSONField(default=list, blank=True)  # one dict per epoch
     log_tail = models.TextField(blank=True, default="")
-    error = models.TextField(blank=True, default="")
+    error = models.TextField(blank=True, default="")  # one line, no server paths: every role holder sees it
+    traceback = models.TextField(blank=True, default="")  # of a failure; admins only (it names server paths)
     attempts = models.PositiveSmallIntegerField(default=0)
     resumed_from_step = models.PositiveIntegerField(default=0)
     idempotency_key = models.CharField(max_length=100, null=True, blank=True, unique=True)

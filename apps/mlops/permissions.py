@@ -40,3 +40,8 @@ def can_train_role(user: Any, role: str) -> bool:
 def can_promote(user: Any) -> bool:
     """Promotion, rollback and forced promotion past the evaluation gate."""
     return user_has_role(user, (Role.ADMIN,))
+
+
+def can_see_traceback(user: Any) -> bool:
+    """A failed job's traceback names server paths and code: admins only (others see one line)."""
+    return user_has_role(user, (Role.ADMIN,))

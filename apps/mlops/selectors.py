@@ -45,9 +45,15 @@ def role_overview(*, user: Any) -> list[dict[str, Any]]:
     return out
 
 
-def job_snapshot(job: TrainingJob) -> dict[str, Any]:
-    """What the live job page and the WebSocket show of a job."""
+def job_snapshot(job: TrainingJob, *, with_traceback: bool = False) -> dict[str, Any]:
+    """What the live job page and the WebSocket show of a job.
+
+    ``error`` is one line without server paths, for every role holder; the traceback is
+    added only when asked (for admins: ``permissions.can_see_traceback``). Group
+    broadcasts go to every watcher, so they never carry it.
+    """
     version = getattr(job, "model_version", None)
+    extra = {"traceback": job.traceback} if with_traceback else {}
     return {
         "id": job.pk,
         "role": job.role,
@@ -64,4 +70,5 @@ def job_snapshot(job: TrainingJob) -> dict[str, Any]:
         "resumed_from_step": job.resumed_from_step,
         "model_version": version.pk if version else None,
         "updated_at": job.updated_at.isoformat() if job.updated_at else None,
+        **extra,
     }

@@ -14,6 +14,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.mlops.models import TRAINABLE_ROLES, Dataset, ModelRole, ModelVersion, TrainingJob
+from apps.mlops.permissions import can_see_traceback
 from apps.mlops.services.training import PARAM_LIMITS, job_params_from
 
 IDEMPOTENCY_KEY_MAX_LENGTH = TrainingJob._meta.get_field("idempotency_key").max_length
@@ -33,11 +34,15 @@ class MlopsErrorSerializer(serializers.Serializer):
 
 
 class DatasetRejectedDetailsSerializer(serializers.Serializer):
-    """The validation report of a rejected upload (``error.details``)."""
+    """The validation report of a rejected upload (``error.details``).
 
-    ok = serializers.BooleanField()
-    errors = serializers.ListField(child=serializers.CharField())
-    warnings = serializers.ListField(child=serializers.CharField())
+    Optional fields: the same 400 also answers invalid form fields (code ``invalid``), whose
+    ``details`` hold per-field messages instead.
+    """
+
+    ok = serializers.BooleanField(required=False)
+    errors = serializers.ListField(child=serializers.CharField(), required=False)
+    warnings = serializers.ListField(child=serializers.CharField(), required=False)
     label_counts = serializers.DictField(child=serializers.IntegerField(), required=False)
     n_rows = serializers.IntegerField(required=False)
 
@@ -53,8 +58,10 @@ class DatasetRejectedErrorSerializer(serializers.Serializer):
 
 
 class PromotionRefusedDetailsSerializer(serializers.Serializer):
-    candidate_score = serializers.FloatField(allow_null=True)
-    active_score = serializers.FloatField(allow_null=True)
+    # Optional: the same 409 also answers a version whose state forbids promotion (code
+    # ``conflict``, empty details).
+    candidate_score = serializers.FloatField(allow_null=True, required=False)
+    active_score = serializers.FloatField(allow_null=True, required=False)
 
 
 class PromotionRefusedErrorDetailSerializer(serializers.Serializer):
@@ -242,6 +249,10 @@ class TrainingJobOutputSerializer(serializers.ModelSerializer):
     model_version = serializers.IntegerField(source="model_version.pk", allow_null=True, read_only=True)
     params = serializers.JSONField(read_only=True)
     metrics_history = serializers.JSONField(read_only=True, help_text="One entry per epoch (train loss, dev report).")
+    error = serializers.CharField(read_only=True, help_text="Why the job failed: one line, no server paths.")
+    traceback = serializers.SerializerMethodField(
+        help_text="Admins only: the stored traceback of a failed job (null for other roles)."
+    )
 
     class Meta:
         model = TrainingJob
@@ -260,6 +271,7 @@ class TrainingJobOutputSerializer(serializers.ModelSerializer):
             "metrics_history",
             "log_tail",
             "error",
+            "traceback",
             "attempts",
             "resumed_from_step",
             "model_version",
@@ -270,3 +282,9 @@ class TrainingJobOutputSerializer(serializers.ModelSerializer):
             "finished_at",
         )
         read_only_fields = fields
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_traceback(self, obj: TrainingJob) -> str | None:
+        request = self.context.get("request")
+        user = getattr(request, "user", None)
+        return obj.traceback if user is not None and can_see_traceback(user) else None

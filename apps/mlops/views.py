@@ -11,6 +11,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -26,7 +27,8 @@ from apps.mlops.forms import (
     trainable_role_choices,
 )
 from apps.mlops.models import TRAINABLE_ROLES, Dataset, ModelRole, ModelVersion, TrainingJob
-from apps.mlops.permissions import can_promote, can_train_role, can_view_role
+from apps.mlops.permissions import can_promote, can_see_traceback, can_train_role, can_view_role, visible_roles
+from apps.mlops.presenters import gate_view, report_view, version_row
 from apps.mlops.selectors import (
     active_version,
     dataset_list,
@@ -36,81 +38,22 @@ from apps.mlops.selectors import (
     training_job_list,
 )
 from apps.mlops.services.datasets import DatasetRejected, dataset_create
-from apps.mlops.services.training import training_job_cancel, training_job_create
+from apps.mlops.services.training import TooManyActiveJobs, training_job_cancel, training_job_create
 from apps.mlops.services.versions import PromotionRefused, model_version_promote, model_version_rollback
 
 ANY_ROLE = tuple(Role)
 RECENT_JOBS = 10
+PAGE_SIZE = 25  # rows per list page; a job row is light, a version row carries its gate
+EVALUATE_DATASET_CHOICES = 100  # newest datasets offered in the version page's select
 
 
-# --- helpers that shape reports for the templates
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) else None
-
-
-def report_view(report: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A classification report (``ml.metrics.classification_report``) as table rows.
-
-    The confusion matrix cells carry a 0..1 shade (share of their gold row) so the page
-    can colour them without JavaScript.
-    """
-    if not isinstance(report, dict) or "macro_f1" not in report:
-        return None
-    labels = list(report.get("labels") or report.get("per_class", {}).keys())
-    per_class = [
-        {"label": label, **{k: _number(v) for k, v in report.get("per_class", {}).get(label, {}).items()}}
-        for label in labels
-    ]
-    matrix = report.get("confusion_matrix") or []
-    rows = []
-    for i, (label, counts) in enumerate(zip(labels, matrix, strict=False)):
-        total = sum(counts) or 1
-        rows.append(
-            {
-                "label": label,
-                "cells": [{"count": n, "shade": round(n / total, 2), "diagonal": i == j} for j, n in enumerate(counts)],
-            }
-        )
-    return {
-        "accuracy": _number(report.get("accuracy")),
-        "macro_f1": _number(report.get("macro_f1")),
-        "weighted_f1": _number(report.get("weighted_f1")),
-        "support": report.get("support"),
-        "labels": labels,
-        "per_class": per_class,
-        "matrix": rows,
-    }
-
-
-def gate_view(eval_report: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The latest evaluation gate result of a version: candidate vs active, same rows."""
-    if not isinstance(eval_report, dict) or "candidate" not in eval_report:
-        return None
-    candidate, active = eval_report.get("candidate") or {}, eval_report.get("active") or {}
-    return {
-        "rows": eval_report.get("rows"),
-        "dataset": eval_report.get("dataset"),
-        "evaluated_at": eval_report.get("evaluated_at"),
-        "candidate_macro_f1": _number(candidate.get("macro_f1")),
-        "candidate_accuracy": _number(candidate.get("accuracy")),
-        "active_version": active.get("version"),
-        "active_macro_f1": _number(active.get("macro_f1")),
-        "active_accuracy": _number(active.get("accuracy")),
-        "candidate": report_view(candidate),
-    }
-
-
-def _version_row(version: ModelVersion) -> dict[str, Any]:
-    metrics = version.metrics or {}
-    return {
-        "obj": version,
-        "macro_f1": _number(metrics.get("macro_f1")),
-        "accuracy": _number(metrics.get("accuracy")),
-        "eval_loss": _number(metrics.get("eval_loss")),
-        "gate": gate_view(version.eval_report),
-    }
+def _page(request: HttpRequest, items: QuerySet[Any], param: str = "page") -> tuple[Page, str]:
+    """One page of ``items`` (out-of-range numbers give the nearest page) and the query
+    string of the other parameters, which the page links keep (filters)."""
+    page = Paginator(items, PAGE_SIZE).get_page(request.GET.get(param))
+    others = request.GET.copy()
+    others.pop(param, None)
+    return page, others.urlencode()
 
 
 def _visible(queryset: QuerySet[Any], pk: int) -> Any:
@@ -145,7 +88,7 @@ def models_overview(request: HttpRequest) -> HttpResponse:
     for row in role_overview(user=request.user):
         active = row["active"]
         roles.append(
-            {**row, "trainable": row["role"] in TRAINABLE_ROLES, "metrics": _version_row(active) if active else None}
+            {**row, "trainable": row["role"] in TRAINABLE_ROLES, "metrics": version_row(active) if active else None}
         )
     jobs = training_job_list(user=request.user).select_related("model_version")[:RECENT_JOBS]
     return render(
@@ -161,12 +104,15 @@ def models_overview(request: HttpRequest) -> HttpResponse:
 
 def _role_context(request: HttpRequest, role: str, **extra: Any) -> dict[str, Any]:
     versions = model_version_list(user=request.user, role=role).select_related("promoted_by", "previous_active")
+    page, page_query = _page(request, versions)
     active = active_version(role)
     return {
         "role": role,
         "label": ModelRole(role).label,
         "active": active,
-        "rows": [_version_row(v) for v in versions],
+        "rows": [version_row(v) for v in page],
+        "page_obj": page,
+        "page_query": page_query,
         "can_promote": can_promote(request.user),
         "can_rollback": can_promote(request.user) and active is not None,
         "rollback_target": active.previous_active if active else None,
@@ -189,7 +135,7 @@ def role_rollback(request: HttpRequest, role: str) -> HttpResponse:
     _visible_role(request.user, role)
     _require_promote(request.user)
     try:
-        active = model_version_rollback(role=role, user=request.user)
+        active = model_version_rollback(role=role, user=request.user, request=request)
     except ValueError as exc:
         messages.error(request, str(exc))
     else:
@@ -204,17 +150,22 @@ def _version_queryset(user: Any) -> QuerySet[ModelVersion]:
     )
 
 
+def _evaluate_datasets(user: Any, role: str) -> QuerySet[Dataset]:
+    """The newest datasets of ``role`` a version may be evaluated on (a bounded select)."""
+    newest = dataset_list(user=user, role=role).values_list("pk", flat=True)[:EVALUATE_DATASET_CHOICES]
+    return Dataset.objects.filter(pk__in=list(newest))
+
+
 @role_required(*ANY_ROLE)
 def version_detail(request: HttpRequest, pk: int) -> HttpResponse:
     version = _visible(_version_queryset(request.user), pk)
     metrics = version.metrics or {}
-    datasets = dataset_list(user=request.user, role=version.role)
     return render(
         request,
         "mlops/version_detail.html",
         {
             "version": version,
-            "row": _version_row(version),
+            "row": version_row(version),
             "report": report_view(metrics),
             "dev_report": report_view(metrics.get("dev")),
             "gate": gate_view(version.eval_report),
@@ -227,7 +178,7 @@ def version_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "can_promote": can_promote(request.user) and version.status != ModelVersion.Status.ACTIVE,
             "can_evaluate": can_train_role(request.user, version.role),
             "promote_form": ModelVersionPromoteForm(),
-            "evaluate_form": ModelVersionEvaluateForm(datasets=datasets),
+            "evaluate_form": ModelVersionEvaluateForm(datasets=_evaluate_datasets(request.user, version.role)),
         },
     )
 
@@ -240,7 +191,7 @@ def version_promote(request: HttpRequest, pk: int) -> HttpResponse:
     form = ModelVersionPromoteForm(request.POST)
     force = form.is_valid() and form.cleaned_data["force"]
     try:
-        version = model_version_promote(version=version, user=request.user, force=force)
+        version = model_version_promote(version=version, user=request.user, force=force, request=request)
     except PromotionRefused as exc:
         refusal = {
             "version": version,
@@ -267,7 +218,7 @@ def version_evaluate(request: HttpRequest, pk: int) -> HttpResponse:
 
     version = _visible(_version_queryset(request.user), pk)
     _require_train(request.user, version.role)
-    form = ModelVersionEvaluateForm(request.POST, datasets=dataset_list(user=request.user, role=version.role))
+    form = ModelVersionEvaluateForm(request.POST, datasets=_evaluate_datasets(request.user, version.role))
     if not form.is_valid():
         messages.error(request, "Choose a dataset of this model's role, or none.")
         return redirect("mlops:version", pk=version.pk)
@@ -282,12 +233,14 @@ def version_evaluate(request: HttpRequest, pk: int) -> HttpResponse:
 
 @role_required(*ANY_ROLE)
 def dataset_index(request: HttpRequest) -> HttpResponse:
-    datasets = dataset_list(user=request.user).select_related("created_by")
+    page, page_query = _page(request, dataset_list(user=request.user).select_related("created_by"))
     return render(
         request,
         "mlops/dataset_list.html",
         {
-            "datasets": datasets,
+            "datasets": page,
+            "page_obj": page,
+            "page_query": page_query,
             "can_upload": bool(trainable_role_choices(request.user)),
         },
     )
@@ -323,11 +276,14 @@ def _dataset_context(request: HttpRequest, dataset: Dataset, form: TrainingJobSt
     report = dataset.validation or {}
     counts = dataset.label_counts or {}
     largest = max(counts.values(), default=0) or 1
+    page, page_query = _page(request, dataset.jobs.select_related("model_version"))
     return {
         "dataset": dataset,
         "report": report,
         "labels": [{"label": k, "count": v, "width": round(100 * v / largest)} for k, v in counts.items()],
-        "jobs": dataset.jobs.select_related("model_version"),
+        "jobs": page,
+        "page_obj": page,
+        "page_query": page_query,
         "can_train": can_train_role(request.user, dataset.role) and dataset.role in TRAINABLE_ROLES,
         "form": form if form is not None else TrainingJobStartForm(dataset=dataset),
     }
@@ -349,6 +305,9 @@ def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 user=request.user,
                 idempotency_key=form.cleaned_data["idempotency_key"] or None,
             )
+        except TooManyActiveJobs as exc:
+            form.add_error(None, exc)
+            return render(request, "mlops/dataset_detail.html", _dataset_context(request, dataset, form), status=429)
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
@@ -362,17 +321,25 @@ def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @role_required(*ANY_ROLE)
 def job_index(request: HttpRequest) -> HttpResponse:
-    jobs = training_job_list(user=request.user).select_related("model_version")
+    roles = visible_roles(request.user)
+    role = request.GET.get("role")
+    role = role if role in roles else None
+    jobs = training_job_list(user=request.user, role=role).select_related("model_version")
     status = request.GET.get("status")
     if status in TrainingJob.Status.values:
         jobs = jobs.filter(status=status)
+    page, page_query = _page(request, jobs)
     return render(
         request,
         "mlops/job_list.html",
         {
-            "jobs": jobs[:200],
+            "jobs": page,
+            "page_obj": page,
+            "page_query": page_query,
             "status": status,
             "statuses": TrainingJob.Status.choices,
+            "role": role,
+            "roles": [(r, ModelRole(r).label) for r in roles],
         },
     )
 
@@ -380,6 +347,7 @@ def job_index(request: HttpRequest) -> HttpResponse:
 @role_required(*ANY_ROLE)
 def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     job = _visible(training_job_list(user=request.user).select_related("model_version", "created_by"), pk)
+    show_traceback = can_see_traceback(request.user)
     history = job.metrics_history or []
     latest_dev = next((h.get("dev") for h in reversed(history) if isinstance(h, dict) and h.get("dev")), None)
     return render(
@@ -387,7 +355,8 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "mlops/job_detail.html",
         {
             "job": job,
-            "snapshot": job_snapshot(job),
+            "snapshot": job_snapshot(job, with_traceback=show_traceback),
+            "show_traceback": show_traceback,
             "dev_report": report_view(latest_dev),
             "can_cancel": can_train_role(request.user, job.role) and not job.is_finished,
             "ws_path": f"/ws/mlops/jobs/{job.pk}/",

@@ -60,6 +60,7 @@ class ChatLoraArgs:
         lora_alpha: adapter scale numerator (scale = alpha / r).
         lora_dropout: dropout on the adapter input.
         role: registry role written to the manifest.
+        job_key: key of the training job, written into the manifest ("" outside a job).
     """
 
     data: Path
@@ -75,6 +76,7 @@ class ChatLoraArgs:
     lora_alpha: int = 16
     lora_dropout: float = 0.05
     role: str = "chat-lm"
+    job_key: str = ""
 
 
 def _check_conversation(obj: Any) -> list[str]:
@@ -117,6 +119,9 @@ def load_conversations(path: Path) -> list[Conversation]:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
                 problems.append(f"line {lineno}: invalid JSON ({exc.msg} at column {exc.colno})")
+                continue
+            except RecursionError:  # e.g. 100k "[": the C decoder recurses once per level
+                problems.append(f"line {lineno}: JSON nested too deeply")
                 continue
             found = _check_conversation(obj)
             if found:
@@ -252,18 +257,19 @@ def train_chat_lora(args: ChatLoraArgs, progress: Progress | None = None) -> Man
     data_hash = sha256_file(Path(args.data))
     hf_set_seed(args.seed)
     info = devices.current()
-    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)  # nosec B615  # local base-model folder, not a hub id
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     encoded = [encode_conversation(tokenizer, c, args.max_length) for c in conversations]
     rows = [r for r in encoded if any(label != IGNORE for label in r[1][1:])]
     if not rows:
         raise ValueError(f"no assistant tokens within the first {args.max_length} tokens of any conversation")
-    random.Random(args.seed).shuffle(rows)
+    random.Random(args.seed).shuffle(rows)  # noqa: S311 - seeded for reproducible runs, not a secret
     # 10% held out for the eval loss once there are 10+ conversations; fewer train on all.
     n_eval = len(rows) // 10 if len(rows) >= 10 else 0
     eval_rows, train_rows = rows[:n_eval], rows[n_eval:]
 
-    base: Any = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)  # fp32 master weights
+    # fp32 master weights; base_dir is the local folder checked above, not a hub id.
+    base: Any = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)  # nosec B615
     lora = LoraConfig(
         task_type=TaskType.CAUSAL_LM,
         r=args.lora_r,
@@ -286,7 +292,7 @@ def train_chat_lora(args: ChatLoraArgs, progress: Progress | None = None) -> Man
 
     step, eval_loss = 0, None
     epoch_losses: list[float] = []
-    order = random.Random(args.seed + 1)
+    order = random.Random(args.seed + 1)  # noqa: S311 - seeded for reproducible runs, not a secret
     for epoch in range(args.epochs):
         if step >= total_steps:
             break
@@ -333,6 +339,7 @@ def train_chat_lora(args: ChatLoraArgs, progress: Progress | None = None) -> Man
         data_hash=data_hash,
         metrics=metrics,
         parent_version=parent,
+        job_key=args.job_key,
         extra={
             "lora": {
                 "r": args.lora_r,

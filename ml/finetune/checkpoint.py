@@ -1,17 +1,25 @@
 """Training checkpoints that survive a killed process: written atomically, resumable exactly.
 
-A checkpoint directory holds ``state.pt`` (trainable weights, optimizer, scheduler, RNG
-states, position in the run, history, best score, a fingerprint of the run's arguments)
-and ``best-e<N>.pt`` (the weights of the best epoch so far, named in ``state.pt``). Each
-file is written to a temporary name and renamed, so a crash leaves the previous complete
-checkpoint in place; the best-weights file a state refers to is deleted only after a newer
-state no longer refers to it.
+A checkpoint directory holds ``meta.json`` (who wrote it: the run's key and data hash, and
+a fingerprint of the run's arguments), ``state.pt`` (trainable weights, optimizer,
+scheduler, RNG states, position in the run, history, best score) and ``best-e<N>.pt`` (the
+weights of the best epoch so far, named in ``state.pt``). Each file is written to a
+temporary name and renamed, so a crash leaves the previous complete checkpoint in place;
+the best-weights file a state refers to is deleted only after a newer state no longer
+refers to it.
+
+Loading is safe by construction: ``meta.json`` is read first and a checkpoint of another
+run (other key or data) is set aside unread; ``state.pt`` holds only tensors and plain
+Python values (RNG states as lists and tensors, never numpy objects), so it is read with
+``torch.load(weights_only=True)``, which cannot run code from the file.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import pickle
 import random
 import shutil
 import tempfile
@@ -21,7 +29,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from ml.artifacts import set_aside
+
 STATE = "state.pt"
+META = "meta.json"
+FORMAT = 2  # 1: state.pt pickled numpy RNG state and held the fingerprint (no meta.json)
 log = logging.getLogger(__name__)
 
 
@@ -63,10 +75,17 @@ def load_trainable_state(model: torch.nn.Module, state: dict[str, torch.Tensor])
 
 
 def capture_rng() -> dict[str, Any]:
-    """The RNG states that dropout and shuffling draw from (python, numpy, torch, cuda)."""
+    """The RNG states that dropout and shuffling draw from (python, numpy, torch, cuda).
+
+    Python's and numpy's states are kept as plain lists and numbers, so the checkpoint
+    loads with ``weights_only=True``.
+    """
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
     states: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "python": [version, list(internal), gauss],
+        "numpy": {"kind": str(kind), "keys": [int(k) for k in keys], "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -76,8 +95,11 @@ def capture_rng() -> dict[str, Any]:
 
 def restore_rng(states: dict[str, Any]) -> None:
     """Puts back what ``capture_rng`` returned."""
-    random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    state = states["numpy"]
+    np.random.set_state((state["kind"], np.asarray(state["keys"], dtype=np.uint32), state["pos"],
+                         state["has_gauss"], state["cached_gaussian"]))
     torch.set_rng_state(states["torch"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
@@ -101,7 +123,8 @@ def save_state(directory: Path, state: dict[str, Any]) -> Path:
 
     Args:
         directory: the checkpoint directory (created if needed).
-        state: picklable dict; its ``best_file`` key names the live best-weights file.
+        state: tensors and plain Python values (read back with ``weights_only=True``); its
+            ``best_file`` key names the live best-weights file.
 
     Returns:
         The path of ``state.pt``.
@@ -119,13 +142,47 @@ def save_state(directory: Path, state: dict[str, Any]) -> Path:
 def load_state(directory: Path) -> dict[str, Any] | None:
     """The last complete ``state.pt`` of ``directory``, or None when there is none.
 
-    The file holds optimizer and RNG states (numpy arrays, python tuples), so it is read
-    with ``weights_only=False``: only load checkpoints this process family wrote.
+    Read with ``weights_only=True``: tensors and plain Python values only, so a planted or
+    corrupted file raises instead of running code.
+
+    Raises:
+        pickle.UnpicklingError: the file holds anything else (e.g. an older-format state).
     """
     path = directory / STATE
     if not path.is_file():
         return None
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _json_ready(value: Any) -> Any:
+    """``value`` as it reads back from JSON (tuples become lists), for comparisons."""
+    return json.loads(json.dumps(value))
+
+
+def write_meta(directory: Path, owner: dict[str, str], fingerprint: dict[str, Any]) -> Path:
+    """Writes ``meta.json`` atomically: who the checkpoint belongs to and of which arguments."""
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / META
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{META}-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump({"format": FORMAT, "owner": owner, "fingerprint": fingerprint}, fh, sort_keys=True)
+        os.replace(tmp, target)
+    except BaseException:
+        _unlink_quiet(tmp)
+        raise
+    return target
+
+
+def read_meta(directory: Path) -> dict[str, Any] | None:
+    """``meta.json`` of a checkpoint, or None when it is missing, unreadable or of another format."""
+    try:
+        meta = json.loads((directory / META).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or not isinstance(meta.get("owner"), dict):
+        return None
+    return meta
 
 
 def clear(directory: Path) -> None:
@@ -134,41 +191,68 @@ def clear(directory: Path) -> None:
 
 
 def save_training(directory: Path, fingerprint: dict[str, Any], model: torch.nn.Module,
-                  optimizer: torch.optim.Optimizer, scheduler: Any, run: dict[str, Any]) -> Path:
+                  optimizer: torch.optim.Optimizer, scheduler: Any, run: dict[str, Any], *,
+                  owner: dict[str, str] | None = None) -> Path:
     """Checkpoints a training run: trainable weights, optimizer, scheduler, RNG, position.
 
     Args:
         directory: the checkpoint directory.
-        fingerprint: the run's arguments; a resume must present the same.
+        fingerprint: the run's arguments (JSON-ready); a resume must present the same.
         model: the model being trained.
         optimizer: its optimizer.
         scheduler: its learning-rate scheduler.
-        run: counters, history and best score (picklable).
+        run: counters, history and best score (plain Python values).
+        owner: who may resume it, e.g. ``{"job_key": ..., "data_hash": ...}``.
 
     Returns:
         The path of ``state.pt``.
     """
+    write_meta(directory, owner or {}, fingerprint)  # constant during a run: safe to write first
     return save_state(directory, {
-        "fingerprint": fingerprint, "model": trainable_state(model),
-        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-        "rng": capture_rng(), "run": run, "best_file": run.get("best_file")})
+        "model": trainable_state(model), "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(), "rng": capture_rng(), "run": run,
+        "best_file": run.get("best_file")})
+
+
+def _refuse(directory: Path, why: str) -> None:
+    moved = set_aside(directory)
+    log.warning("checkpoint in %s %s; set aside as %s, training starts afresh", directory, why, moved.name)
 
 
 def resume_training(directory: Path, fingerprint: dict[str, Any], model: torch.nn.Module,
-                    optimizer: torch.optim.Optimizer, scheduler: Any) -> dict[str, Any] | None:
+                    optimizer: torch.optim.Optimizer, scheduler: Any, *,
+                    owner: dict[str, str] | None = None) -> dict[str, Any] | None:
     """Restores the last checkpoint of the same run into model, optimizer and scheduler.
 
-    A checkpoint of other arguments (other data, labels, method...) is deleted instead.
+    A checkpoint of another owner (other run key or data hash), without a readable
+    ``meta.json``, or whose ``state.pt`` does not load safely is set aside unread (renamed
+    beside it, never deleted: it may be another deployment's); one of the same owner but
+    other arguments is deleted.
 
     Returns:
         The saved ``run`` dict, or None when there was nothing to resume.
     """
-    saved = load_state(directory)
-    if saved is None:
+    if not (directory / STATE).is_file():
         return None
-    if saved.get("fingerprint") != fingerprint:
+    meta = read_meta(directory)
+    if meta is None:
+        _refuse(directory, "has no ownership record (another format, or not written by this code)")
+        return None
+    expected = _json_ready(owner or {})
+    if meta["owner"] != expected:
+        differ = sorted(k for k in set(expected) | set(meta["owner"]) if meta["owner"].get(k) != expected.get(k))
+        _refuse(directory, f"belongs to another run ({', '.join(differ)} differ)")
+        return None
+    if meta.get("fingerprint") != _json_ready(fingerprint):
         log.warning("checkpoint in %s is from different arguments; starting afresh", directory)
         clear(directory)
+        return None
+    try:
+        saved = load_state(directory)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
+        _refuse(directory, f"does not load safely ({type(exc).__name__})")
+        return None
+    if saved is None:
         return None
     load_trainable_state(model, saved["model"])
     optimizer.load_state_dict(saved["optimizer"])

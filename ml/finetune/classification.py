@@ -22,7 +22,6 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,141 +30,19 @@ import torch
 
 from ml import devices
 from ml.artifacts import MANIFEST, Manifest, new_version_id
-from ml.defaults import embedder_weights
 from ml.finetune import checkpoint as ckpt
+from ml.finetune.classifier_args import DEFAULT_LR, ClassifierTrainArgs, TrainingCancelled, TrainResult
 from ml.finetune.classifier_io import evaluate_artifact, predict_texts, report_on, save_classifier
-from ml.finetune.data import (
-    DEFAULT_MAX_BYTES,
-    DatasetInvalid,
-    Row,
-    Split,
-    class_weights,
-    stratified_split,
-    subsample,
-    validate,
-)
+from ml.finetune.data import DatasetInvalid, Split, class_weights, stratified_split, subsample, validate
 
 __all__ = ["ClassifierTrainArgs", "DatasetInvalid", "TrainResult", "TrainingCancelled",
            "evaluate_artifact", "predict_texts", "train_classifier", "main"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LR = {"full": 5e-5, "lora": 5e-4}  # LoRA trains 0.3% of the weights: 10x the step
 LORA_TARGETS = ["query", "value"]  # BERT attention projections (MiniLM is a BERT)
 PROGRESS_EVERY_STEPS = 10
 Progress = Callable[[dict[str, Any]], None]
-
-
-class TrainingCancelled(Exception):
-    """``should_stop()`` asked to stop; a checkpoint at ``step`` lets a re-run resume."""
-
-    def __init__(self, step: int, checkpoint_dir: Path) -> None:
-        super().__init__(f"training cancelled at step {step}; checkpoint in {checkpoint_dir}")
-        self.step = step
-        self.checkpoint_dir = checkpoint_dir
-
-
-@dataclass
-class ClassifierTrainArgs:
-    """Arguments of one fine-tuning run (same arguments again = resume).
-
-    Attributes:
-        data: CSV/JSONL path or ``(text, label)`` rows.
-        role: registry role of the result (``intent``, ``sentiment``).
-        output_dir: the artifact directory to write (replaced if it holds an artifact).
-        base_model: encoder folder (default: the bundled MiniLM).
-        method: ``full`` (every weight) or ``lora`` (r=8 adapters on query/value + head).
-        epochs: upper bound; early stopping may end sooner.
-        learning_rate: peak AdamW rate; None = 5e-5 (full) / 5e-4 (LoRA).
-        batch_size: rows per step. max_length: tokens per row (longer is truncated).
-        seed: seeds python, numpy and torch, the split and the batch order.
-        early_stopping_patience: epochs without a better dev macro-F1 before stopping.
-        checkpoint_every_steps: mid-epoch checkpoint interval (0 = only at epoch ends).
-        class_weighting: ``balanced`` (inverse-frequency loss weights) or ``none``.
-        max_train_rows: cap of the training split (quick runs); dev/test stay whole.
-        labels: the label set expected (of the model being retrained); head order if given.
-        parent_version: version this run starts from, recorded in the manifest.
-        checkpoint_dir: default ``<output_dir>.ckpt`` beside the output directory.
-        test_data: a held-out test set of its own; then no test split is carved from data.
-    """
-
-    data: str | Path | list[Row]
-    role: str
-    output_dir: str | Path
-    base_model: str | Path = field(default_factory=lambda: str(embedder_weights()))
-    method: str = "full"
-    epochs: int = 3
-    learning_rate: float | None = None
-    batch_size: int = 16
-    max_length: int = 64
-    seed: int = 42
-    early_stopping_patience: int = 2
-    checkpoint_every_steps: int = 200
-    class_weighting: str = "balanced"
-    max_train_rows: int | None = None
-    labels: list[str] | None = None
-    parent_version: str | None = None
-    checkpoint_dir: str | Path | None = None
-    test_data: str | Path | list[Row] | None = None
-    dev_fraction: float = 0.1
-    test_fraction: float = 0.1
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.1
-    length_bucketing: bool = True
-    eval_batch_size: int = 64
-    max_bytes: int | None = DEFAULT_MAX_BYTES
-    keep_checkpoint: bool = False
-
-    def __post_init__(self) -> None:
-        if self.method not in DEFAULT_LR:
-            raise ValueError(f"method must be 'full' or 'lora', not {self.method!r}")
-        if self.class_weighting not in {"balanced", "none"}:
-            raise ValueError(f"class_weighting must be 'balanced' or 'none', not {self.class_weighting!r}")
-        self.output_dir = Path(self.output_dir)
-        self.checkpoint_dir = self.checkpoint_path
-
-    @property
-    def lr(self) -> float:
-        return self.learning_rate or DEFAULT_LR[self.method]
-
-    @property
-    def checkpoint_path(self) -> Path:
-        return Path(self.checkpoint_dir or Path(self.output_dir).with_name(
-            f"{Path(self.output_dir).name}.ckpt"))
-
-    def record(self) -> dict[str, Any]:
-        """JSON-ready arguments (rows replaced by their count) for the manifest."""
-        out = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
-        for key in ("data", "test_data"):
-            if isinstance(getattr(self, key), list):
-                out[key] = f"<{len(getattr(self, key))} rows>"
-        out["learning_rate"] = self.lr
-        return out
-
-
-@dataclass
-class TrainResult:
-    """What a finished run produced.
-
-    Attributes:
-        manifest: the artifact's manifest (metrics = test report, ``dev`` = best dev report).
-        artifact_dir: where the artifact was written.
-        history: one dict per epoch run (train_loss, dev report, timings).
-        resumed_from_step: optimizer step the run resumed at (0 = fresh start).
-        test_rows: the held-out rows of the final evaluation.
-        test_predictions: the model's labels for ``test_rows`` (to check reloads against).
-    """
-
-    manifest: Manifest
-    artifact_dir: Path
-    history: list[dict[str, Any]]
-    resumed_from_step: int = 0
-    test_rows: list[Row] = field(default_factory=list)
-    test_predictions: list[str] = field(default_factory=list)
 
 
 # -- data -------------------------------------------------------------------------------
@@ -204,7 +81,7 @@ def _epoch_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: in
     With bucketing, pools of 50 batches are sorted by length before being cut, so a batch
     pads to similar lengths (less wasted compute), and the batches are then shuffled.
     """
-    rng = random.Random(seed * 1000 + epoch)
+    rng = random.Random(seed * 1000 + epoch)  # noqa: S311 - seeded for reproducible runs, not a secret
     order = list(range(len(lengths)))
     rng.shuffle(order)
     if bucketing:
@@ -221,7 +98,7 @@ def _epoch_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: in
 def _build_model(args: ClassifierTrainArgs, labels: list[str]) -> torch.nn.Module:
     from transformers import AutoModelForSequenceClassification
 
-    model = AutoModelForSequenceClassification.from_pretrained(
+    model = AutoModelForSequenceClassification.from_pretrained(  # nosec B615  # local base-model folder, not a hub id
         str(args.base_model), num_labels=len(labels),
         id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)})
     if args.method == "lora":
@@ -263,7 +140,7 @@ def _fingerprint(args: ClassifierTrainArgs, data_hash: str, labels: list[str]) -
     """What must match for a checkpoint to be resumed (anything that changes the run)."""
     record = args.record()
     for key in ("output_dir", "checkpoint_dir", "parent_version", "keep_checkpoint",
-                "checkpoint_every_steps", "eval_batch_size", "data", "test_data"):
+                "checkpoint_every_steps", "eval_batch_size", "data", "test_data", "job_key"):
         record.pop(key, None)
     return {**record, "data_hash": data_hash, "labels": labels}
 
@@ -301,7 +178,8 @@ def train_classifier(
 
     from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
-    tokenizer = AutoTokenizer.from_pretrained(str(args.base_model))
+    base_dir = str(args.base_model)
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)  # nosec B615  # local base-model folder, not a hub id
     model = _build_model(args, labels).to(info.device)
     index = {label: i for i, label in enumerate(labels)}
     texts = [t for t, _ in split.train]
@@ -322,14 +200,15 @@ def train_classifier(
     run: dict[str, Any] = {"epoch": 0, "batch": 0, "step": 0, "history": [], "best_score": None,
                            "best_epoch": None, "best_file": None, "bad_epochs": 0,
                            "stopped": False, "loss_sum": 0.0, "loss_n": 0, "seconds": 0.0}
-    restored = ckpt.resume_training(ckpt_dir, fingerprint, model, optimizer, scheduler)
+    owner = {"job_key": args.job_key, "data_hash": data_hash}  # checked before a checkpoint is read
+    restored = ckpt.resume_training(ckpt_dir, fingerprint, model, optimizer, scheduler, owner=owner)
     if restored is not None:
         run = restored
         log.info("resuming from step %d (epoch %d, batch %d)", run["step"], run["epoch"] + 1, run["batch"])
     resumed_from = run["step"]
 
     def save(reason: str) -> None:
-        ckpt.save_training(ckpt_dir, fingerprint, model, optimizer, scheduler, run)
+        ckpt.save_training(ckpt_dir, fingerprint, model, optimizer, scheduler, run, owner=owner)
         emit({"event": "checkpoint", "reason": reason, "step": run["step"], "epoch": run["epoch"] + 1})
 
     emit({"event": "start", "total_steps": total_steps, "steps_per_epoch": per_epoch,
@@ -418,7 +297,7 @@ def _finish(args: ClassifierTrainArgs, model: torch.nn.Module, tokenizer: Any, l
         role=args.role, kind="lora-classifier" if args.method == "lora" else "hf-classifier",
         version=new_version_id(args.role), base_model=str(args.base_model),
         task="text-classification", labels=labels, data_hash=data_hash, metrics=metrics,
-        parent_version=args.parent_version,
+        parent_version=args.parent_version, job_key=args.job_key,
         extra={"max_length": args.max_length, "method": args.method,
                "epochs_run": len(run["history"]), "best_epoch": run["best_epoch"],
                "split": split.sizes(), "train_args": args.record(), "resumed_from_step": resumed_from,

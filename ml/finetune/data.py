@@ -1,10 +1,12 @@
-"""Labelled text data for fine-tuning: loading, validation, stratified splits, class weights.
+"""Labelled text data for fine-tuning: loading and validation (splits: ``ml.finetune.splits``).
 
 A dataset is a CSV file with ``text`` and ``label`` columns (header names matched
 case-insensitively, other columns ignored) or a JSONL file with one ``{"text", "label"}``
 object per line, or rows already in memory. ``validate`` reports every problem a user can
 fix (as ``errors``) and everything it repaired on its own (as ``warnings``: duplicates,
-empty rows, conflicting labels) before any model is loaded.
+empty rows, conflicting labels) before any model is loaded. Sizes are bounded (labels,
+label length, text length, JSON nesting) so that an upload cannot make every page that
+shows the dataset, or the worker that parses it, pay for one hostile file.
 """
 
 from __future__ import annotations
@@ -13,14 +15,17 @@ import csv
 import hashlib
 import io
 import json
-import random
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-Row = tuple[str, str]
+from ml.finetune.splits import Row, Split, class_weights, stratified_split, subsample
+
+__all__ = ["DEFAULT_MAX_BYTES", "MAX_LABELS", "MAX_LABEL_CHARS", "MAX_TEXT_CHARS", "DatasetInvalid", "Row",
+           "Split", "ValidationReport", "class_weights", "load_rows", "rows_hash", "stratified_split",
+           "subsample", "validate"]
 
 # 50 MiB of CSV is ~500k short texts: far more than a CPU fine-tune gets through.
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
@@ -29,6 +34,15 @@ STRONG_IMBALANCE = 10.0
 # Parse errors listed one by one before the rest is summarised as a count.
 MAX_LISTED_ERRORS = 10
 JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
+# Distinct labels of one dataset. Intent taxonomies run to a few hundred (CLINC150: 150,
+# BANKING77: 77); 1000 leaves room while keeping a dataset's label counts (stored on its
+# row, listed on its page) under ~100 KB and the confusion matrix under 10^6 cells.
+MAX_LABELS = 1000
+# Characters of one label: a class name, not a sentence (and a column on every report).
+MAX_LABEL_CHARS = 100
+# Characters of one text: 512 tokens (the longest max_length a job may set) is ~2,500
+# characters of English; the rest is truncated away, so 10,000 is generous.
+MAX_TEXT_CHARS = 10_000
 
 
 class DatasetInvalid(Exception):
@@ -76,19 +90,33 @@ class ValidationReport:
         return data
 
 
-@dataclass
-class Split:
-    """Train / dev / test rows."""
-
-    train: list[Row]
-    dev: list[Row]
-    test: list[Row]
-
-    def sizes(self) -> dict[str, int]:
-        return {"train": len(self.train), "dev": len(self.dev), "test": len(self.test)}
-
-
 # -- parsing ----------------------------------------------------------------------------
+class _Problems:
+    """Problems of single lines: listed one by one up to MAX_LISTED_ERRORS, then counted."""
+
+    def __init__(self) -> None:
+        self.listed: list[str] = []
+        self.count = 0
+
+    def add(self, problem: str) -> None:
+        self.count += 1
+        if self.count <= MAX_LISTED_ERRORS:
+            self.listed.append(problem)
+
+    def errors(self) -> list[str]:
+        more = self.count - len(self.listed)
+        return self.listed + ([f"... and {more} more bad lines"] if more else [])
+
+
+def _size_problem(text: str, label: str) -> str | None:
+    """Why a row is over the size limits, or None."""
+    if len(label) > MAX_LABEL_CHARS:
+        return f"label is {len(label)} characters long, over the limit of {MAX_LABEL_CHARS}"
+    if len(text) > MAX_TEXT_CHARS:
+        return f"text is {len(text)} characters long, over the limit of {MAX_TEXT_CHARS}"
+    return None
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
@@ -121,6 +149,7 @@ def _parse_csv(text: str) -> tuple[list[Row], list[str], int]:
                     f"and 'label' columns (found: {', '.join(h.strip() for h in header) or 'none'})"], 0
     ti, li = names.index("text"), names.index("label")
     rows: list[Row] = []
+    problems = _Problems()
     dropped = 0
     try:
         for record in reader:
@@ -128,19 +157,21 @@ def _parse_csv(text: str) -> tuple[list[Row], list[str], int]:
                 continue  # blank line
             text_v = _cell(record[ti]) if ti < len(record) else ""
             label_v = _cell(record[li]) if li < len(record) else ""
-            if text_v and label_v:
+            too_big = _size_problem(text_v, label_v)
+            if too_big:
+                problems.add(f"line {reader.line_num}: {too_big}")
+            elif text_v and label_v:
                 rows.append((text_v, label_v))
             else:
                 dropped += 1
     except csv.Error as exc:
-        return rows, [f"malformed CSV at line {reader.line_num}: {exc}"], dropped
-    return rows, [], dropped
+        return rows, [*problems.errors(), f"malformed CSV at line {reader.line_num}: {exc}"], dropped
+    return rows, problems.errors(), dropped
 
 
 def _parse_jsonl(text: str) -> tuple[list[Row], list[str], int]:
     rows: list[Row] = []
-    errors: list[str] = []
-    bad = 0
+    problems = _Problems()
     dropped = 0
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -150,6 +181,8 @@ def _parse_jsonl(text: str) -> tuple[list[Row], list[str], int]:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             problem = f"line {number}: malformed JSON ({exc.msg} at column {exc.colno})"
+        except RecursionError:  # e.g. 100k "[": the C decoder recurses once per level
+            problem = f"line {number}: JSON nested too deeply (arrays or objects within each other)"
         else:
             if not isinstance(obj, dict):
                 problem = f"line {number}: expected a JSON object, got {type(obj).__name__}"
@@ -160,17 +193,16 @@ def _parse_jsonl(text: str) -> tuple[list[Row], list[str], int]:
                     problem = f"line {number}: missing key(s) {', '.join(missing)}"
                 else:
                     text_v, label_v = _cell(keys["text"]), _cell(keys["label"])
-                    if text_v and label_v:
+                    too_big = _size_problem(text_v, label_v)
+                    if too_big:
+                        problem = f"line {number}: {too_big}"
+                    elif text_v and label_v:
                         rows.append((text_v, label_v))
                     else:
                         dropped += 1
         if problem:
-            bad += 1
-            if bad <= MAX_LISTED_ERRORS:
-                errors.append(problem)
-    if bad > MAX_LISTED_ERRORS:
-        errors.append(f"... and {bad - MAX_LISTED_ERRORS} more bad lines")
-    return rows, errors, dropped
+            problems.add(problem)
+    return rows, problems.errors(), dropped
 
 
 def _parse_bytes(raw: bytes, path: Path | None) -> tuple[list[Row], list[str], int]:
@@ -254,8 +286,10 @@ def validate(
     """Checks a dataset before training and returns its clean rows.
 
     Errors: file over ``max_bytes``, empty file, non-UTF-8 bytes (with the byte offset),
-    missing ``text``/``label`` columns, malformed JSONL lines (with line numbers), fewer
-    than two classes, labels that differ from ``expected_labels``. Warnings: dropped
+    missing ``text``/``label`` columns, malformed or too deeply nested JSONL lines and
+    labels over MAX_LABEL_CHARS or texts over MAX_TEXT_CHARS characters (with line
+    numbers), more than MAX_LABELS labels, fewer than two classes, labels that differ
+    from ``expected_labels``. Warnings: dropped
     duplicates, empty rows and conflicting labels, classes under ``min_per_class`` rows,
     imbalance over 10:1.
 
@@ -283,17 +317,27 @@ def validate(
         parsed, errors, dropped = _parse_bytes(raw, path)
     else:
         parsed = []
-        for text, label in source:
+        problems = _Problems()
+        for number, (text, label) in enumerate(source, start=1):
             text_v, label_v = _cell(text), _cell(label)
-            if text_v and label_v:
+            too_big = _size_problem(text_v, label_v)
+            if too_big:
+                problems.add(f"row {number}: {too_big}")
+            elif text_v and label_v:
                 parsed.append((text_v, label_v))
             else:
                 dropped += 1
         data_hash = rows_hash(parsed)
-        if not parsed:
+        errors = problems.errors()
+        if not parsed and not errors:
             errors.append("no rows")
     rows, duplicates, conflicts = _dedupe(parsed)
     counts = dict(sorted(Counter(label for _, label in rows).items()))
+    if len(counts) > MAX_LABELS:
+        # The counts are left out of the report: listing them is what the limit prevents.
+        errors.append(f"{len(counts)} distinct labels, over the limit of {MAX_LABELS}; "
+                      "is the label column the right one?")
+        counts = {}
     report = ValidationReport(ok=False, errors=errors, rows=rows, dropped_empty=dropped,
                               duplicates=duplicates, conflicts=conflicts, label_counts=counts,
                               data_hash=data_hash)
@@ -333,101 +377,3 @@ def _check_labels(report: ValidationReport, expected: set[str] | None, min_per_c
         report.warnings.append(
             f"strong imbalance: largest class is {report.imbalance_ratio:.1f}x the smallest "
             "(class weighting compensates)")
-
-
-# -- splits and weights -----------------------------------------------------------------
-def _hold_out(rows: list[Row], fraction: float, seed: int) -> tuple[list[Row], list[Row]]:
-    """Holds ``fraction`` of ``rows`` out, stratified when every class can take part.
-
-    Classes with fewer than 2 rows stay whole on the kept side; when the held-out share is
-    smaller than the number of classes sklearn cannot stratify, so a plain shuffle split
-    is used and every class that lost all its kept rows gets one back.
-    """
-    from sklearn.model_selection import train_test_split
-
-    n_held = round(len(rows) * fraction)
-    if fraction <= 0 or n_held == 0:
-        return list(rows), []
-    counts = Counter(label for _, label in rows)
-    small = [r for r in rows if counts[r[1]] < 2]
-    rest = [r for r in rows if counts[r[1]] >= 2]
-    n_classes = len({label for _, label in rest})
-    if len(rest) < 2:
-        return list(rows), []
-    n_held = min(max(1, round(len(rest) * fraction)), len(rest) - 1)
-    stratify: list[str] | None = [label for _, label in rest]
-    if n_held < n_classes or len(rest) - n_held < n_classes:
-        stratify = None
-    keep, held = train_test_split(rest, test_size=n_held, random_state=seed, stratify=stratify)
-    keep, held = list(keep) + small, list(held)
-    kept_labels = {label for _, label in keep}
-    for row in list(held):
-        if row[1] not in kept_labels:
-            held.remove(row)
-            keep.append(row)
-            kept_labels.add(row[1])
-    return keep, held
-
-
-def stratified_split(
-    rows: Sequence[Row], dev_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 42
-) -> Split:
-    """Splits rows into train/dev/test with class proportions kept (sklearn).
-
-    Every class keeps at least one training row; classes too small to share are kept in
-    train whole.
-
-    Args:
-        rows: clean rows.
-        dev_fraction: share of all rows for the dev split (early stopping).
-        test_fraction: share of all rows for the held-out test split.
-        seed: random state of the splits.
-
-    Returns:
-        The Split.
-    """
-    rows = list(rows)
-    rest, test = _hold_out(rows, test_fraction, seed)
-    dev_share = dev_fraction / (1 - test_fraction) if test_fraction < 1 else 0.0
-    train, dev = _hold_out(rest, dev_share, seed + 1)
-    return Split(train, dev, test)
-
-
-def subsample(rows: Sequence[Row], n: int, seed: int = 42) -> list[Row]:
-    """At most ``n`` rows, stratified, each class keeping at least one row where n allows."""
-    rows = list(rows)
-    if n >= len(rows):
-        return rows
-    by_label: dict[str, list[Row]] = defaultdict(list)
-    for row in rows:
-        by_label[row[1]].append(row)
-    rng = random.Random(seed)
-    for group in by_label.values():
-        rng.shuffle(group)
-    # one per class first, then a uniform draw from the rest (proportional on average)
-    picked = [group[0] for group in by_label.values()][:n]
-    remaining = [r for group in by_label.values() for r in group[1:]]
-    rng.shuffle(remaining)
-    picked += remaining[: n - len(picked)]
-    rng.shuffle(picked)
-    return picked
-
-
-def class_weights(labels: Sequence[str], label_order: Sequence[str]) -> list[float]:
-    """Inverse-frequency class weights, normalised so that the mean weight per row is 1.
-
-    ``n_rows / (n_classes * count)`` (sklearn's "balanced"); a class absent from
-    ``labels`` gets weight 1.
-
-    Args:
-        labels: the training labels.
-        label_order: head order of the classes.
-
-    Returns:
-        One weight per class in ``label_order``.
-    """
-    counts = Counter(labels)
-    present = [label for label in label_order if counts[label]]
-    total = sum(counts[label] for label in present)
-    return [total / (len(present) * counts[label]) if counts[label] else 1.0
-            for label in label_order]

@@ -28,6 +28,7 @@ def train_fewshot(
     seed: int = 42,
     parent_version: str | None = None,
     progress: Callable[[dict[str, Any]], None] | None = None,
+    job_key: str = "",
 ) -> TrainResult:
     """Validates, splits, fits the head on train+dev, evaluates on the test split, saves.
 
@@ -39,6 +40,7 @@ def train_fewshot(
         seed: seeds the split and the head's initial weights.
         parent_version: recorded in the manifest.
         progress: called with ``start``, ``epoch`` and ``done`` events like the fine-tuner.
+        job_key: key of the training job, written into the manifest.
 
     Returns:
         A TrainResult (history has one entry; test_rows are the held-out rows).
@@ -73,6 +75,7 @@ def train_fewshot(
     manifest = Manifest(role=role, kind="fewshot-classifier", version=new_version_id(role),
                         base_model="frozen embedder + linear head", task="text-classification",
                         labels=labels, data_hash=report.data_hash, metrics=metrics, parent_version=parent_version,
+                        job_key=job_key,
                         extra={"method": "fewshot", "split": split.sizes(), "train_seconds": seconds})
     out = Path(output_dir)
     clf.save(out, manifest)

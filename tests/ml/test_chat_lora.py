@@ -81,6 +81,14 @@ def test_bad_jsonl_names_the_line(tmp_path):
         load_conversations(path)
 
 
+def test_deeply_nested_jsonl_names_the_line(tmp_path):
+    good = json.dumps(_conversations()[0])
+    path = _write(tmp_path / "deep.jsonl", [good, "[" * 100_000, good])
+
+    with pytest.raises(ValueError, match=r"line 2: JSON nested too deeply"):
+        load_conversations(path)
+
+
 def test_missing_roles_and_bad_messages_are_all_listed(tmp_path):
     path = _write(
         tmp_path / "roles.jsonl",

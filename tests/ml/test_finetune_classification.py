@@ -175,3 +175,23 @@ def test_invalid_data_is_rejected_before_training(tmp_path):
     assert any("only one class" in e for e in invalid.value.report.errors)
     assert not (tmp_path / "one").exists()
     assert not (tmp_path / "one.ckpt").exists()
+
+
+def test_checkpoint_of_another_job_is_not_resumed(rows, tmp_path):
+    # given a run of job "a" cancelled after 2 steps, its checkpoint on disk
+    def stop_after_2(counter={"n": 0}) -> bool:  # noqa: B006 - call counter of this test only
+        counter["n"] += 1
+        return counter["n"] >= 2
+
+    args = _args(rows, tmp_path / "out", method="lora", epochs=1, job_key="job-a")
+    with pytest.raises(TrainingCancelled):
+        train_classifier(args, should_stop=stop_after_2)
+    assert (args.checkpoint_path / STATE).is_file()
+
+    # when job "b" runs with the same arguments into the same folders
+    result = train_classifier(_args(rows, tmp_path / "out", method="lora", epochs=1, job_key="job-b"))
+
+    # then it trained from the start, recorded its own key, and job a's checkpoint was set aside
+    assert result.resumed_from_step == 0
+    assert result.manifest.job_key == "job-b"
+    assert len(list(tmp_path.glob("out.ckpt.refused-*"))) == 1

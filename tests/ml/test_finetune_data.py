@@ -8,6 +8,9 @@ from collections import Counter
 import pytest
 
 from ml.finetune.data import (
+    MAX_LABEL_CHARS,
+    MAX_LABELS,
+    MAX_TEXT_CHARS,
     DatasetInvalid,
     class_weights,
     load_rows,
@@ -80,6 +83,64 @@ def test_malformed_jsonl_lines_are_listed_with_numbers(tmp_path):
     assert report.errors[0].startswith("line 2: malformed JSON")
     assert report.errors[1] == "line 3: expected a JSON object, got list"
     assert report.errors[2] == "line 4: missing key(s) label"
+
+
+@pytest.mark.parametrize("opener", ["[", '{"a":'], ids=["arrays", "objects"])
+def test_deeply_nested_jsonl_is_an_error_naming_the_line(tmp_path, opener):
+    # given a JSONL file whose second line nests 100 000 levels deep (json.loads would
+    # raise RecursionError)
+    body = '{"text": "a", "label": "x"}\n' + opener * 100_000 + "\n" + '{"text": "b", "label": "y"}\n'
+    # when it is validated, then the line is named and nothing is kept from it
+    report = validate(_csv(tmp_path, body, "deep.jsonl"))
+    assert not report.ok
+    assert report.errors == ["line 2: JSON nested too deeply (arrays or objects within each other)"]
+    assert len(report.rows) == 2
+
+
+def test_label_over_the_length_limit_is_an_error_naming_the_line(tmp_path):
+    long_label = "x" * (MAX_LABEL_CHARS + 1)
+    path = _csv(tmp_path, f"text,label\nhello,a\nbye,b\nagain,{long_label}\n")
+    report = validate(path)
+    assert not report.ok
+    assert report.errors == [f"line 4: label is {MAX_LABEL_CHARS + 1} characters long, "
+                             f"over the limit of {MAX_LABEL_CHARS}"]
+    # a label at the limit is fine
+    assert validate(_csv(tmp_path, f"text,label\nhello,{'y' * MAX_LABEL_CHARS}\nbye,b\n", "ok.csv")).ok
+
+
+def test_text_over_the_length_limit_is_an_error_naming_the_line(tmp_path):
+    body = json.dumps({"text": "w" * (MAX_TEXT_CHARS + 1), "label": "a"}) + "\n" + '{"text": "b", "label": "c"}\n'
+    report = validate(_csv(tmp_path, body, "long.jsonl"))
+    assert not report.ok
+    assert report.errors == [
+        f"line 1: text is {MAX_TEXT_CHARS + 1} characters long, over the limit of {MAX_TEXT_CHARS}"]
+
+
+def test_rows_in_memory_are_checked_by_row_number():
+    report = validate([("hello", "a"), ("bye", "b" * (MAX_LABEL_CHARS + 5))])
+    assert not report.ok
+    assert report.errors[0].startswith("row 2: label is")
+
+
+def test_too_many_distinct_labels_is_an_error_without_listing_them(tmp_path):
+    # given one more label than allowed (two rows each, so every class is trainable)
+    lines = [f"text {i} {k},label-{i}" for i in range(MAX_LABELS + 1) for k in range(2)]
+    report = validate(_csv(tmp_path, "text,label\n" + "\n".join(lines) + "\n"))
+    assert not report.ok
+    assert report.errors == [f"{MAX_LABELS + 1} distinct labels, over the limit of {MAX_LABELS}; "
+                             "is the label column the right one?"]
+    assert report.label_counts == {}  # a rejected report stays small
+    # and exactly the limit passes
+    at_limit = [line for line in lines if not line.endswith(f"label-{MAX_LABELS}")]
+    assert validate(_csv(tmp_path, "text,label\n" + "\n".join(at_limit) + "\n", "ok.csv")).ok
+
+
+def test_many_oversized_lines_are_listed_up_to_ten_then_counted(tmp_path):
+    long = "z" * (MAX_LABEL_CHARS + 1)
+    body = "text,label\n" + "".join(f"row {i},{long}\n" for i in range(15)) + "a,b\nc,d\n"
+    report = validate(_csv(tmp_path, body))
+    assert len(report.errors) == 11
+    assert report.errors[-1] == "... and 5 more bad lines"
 
 
 def test_file_over_the_size_limit_is_an_error(tmp_path):

@@ -441,7 +441,7 @@ def test_version_detail_has_metrics(api_client, objs):
 
 def test_promotion_refused_by_the_gate_is_a_409_with_both_scores(api_client, objs, monkeypatch):
     # given a gate that finds the candidate worse
-    def refuse(*, version, user, force=False):
+    def refuse(*, version, user, force=False, **audit):
         raise PromotionRefused("candidate is worse than the active version: 0.5000 vs 0.8000", 0.5, 0.8)
 
     monkeypatch.setattr("apps.mlops.api.model_version_promote", refuse)
@@ -462,7 +462,7 @@ def test_promotion_refused_by_the_gate_is_a_409_with_both_scores(api_client, obj
 def test_forced_promotion_passes_force_to_the_service(api_client, objs, monkeypatch):
     calls = []
 
-    def promote(*, version, user, force=False):
+    def promote(*, version, user, force=False, **audit):
         calls.append((version.pk, user.username, force))
         version.status = ModelVersion.Status.ACTIVE
         return version
@@ -513,6 +513,7 @@ def test_evaluate_on_a_dataset_of_another_role_is_400(api_client, objs, monkeypa
 
 
 def test_schema_lists_the_mlops_paths(api_client):
+    login(api_client, "agent")  # the schema is for signed-in users unless TRELLIS_PUBLIC_API_DOCS
     response = api_client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert response.status_code == 200
     paths = response.json()["paths"]

@@ -77,7 +77,7 @@ def test_promote_an_unknown_version_is_a_command_error():
 def test_promote_reports_the_gate_refusal(monkeypatch):
     version = ModelVersionFactory()
 
-    def refuse(*, version, user, force=False):
+    def refuse(*, version, user, force=False, **audit):
         raise PromotionRefused("candidate is worse: 0.5000 vs 0.8000", 0.5, 0.8)
 
     monkeypatch.setattr("apps.mlops.management.commands.promote.model_version_promote", refuse)
@@ -91,7 +91,7 @@ def test_promote_by_id_with_force_as_an_admin(monkeypatch):
     admin = UserFactory(roles=["admin"])
     seen = []
 
-    def promote(*, version, user, force=False):
+    def promote(*, version, user, force=False, **audit):
         seen.append((version.pk, user, force))
         return version
 

@@ -151,7 +151,7 @@ def test_non_admin_may_not_promote_or_roll_back(client, objs):
 
 def test_refused_promotion_shows_the_reason_and_a_force_checkbox(client, objs, monkeypatch):
     # given a gate that refuses the candidate
-    def refuse(*, version, user, force=False):
+    def refuse(*, version, user, force=False, **audit):
         raise PromotionRefused(
             "candidate sentiment-test-0001 is worse than the active version on held-out "
             "macro_f1 on 40 rows: 0.5000 vs 0.8000; promote with force to override",
@@ -176,7 +176,7 @@ def test_refused_promotion_shows_the_reason_and_a_force_checkbox(client, objs, m
 def test_forced_promotion_redirects_to_the_role_page(client, objs, monkeypatch):
     seen = []
 
-    def promote(*, version, user, force=False):
+    def promote(*, version, user, force=False, **audit):
         seen.append(force)
         return version
 

@@ -4,6 +4,11 @@ A job runs in a Celery task with ``acks_late``: if its worker dies, the broker h
 task to another worker and ``training_job_run`` resumes from the last checkpoint (the
 fine-tuning code checkpoints every epoch and every N steps). After ``MAX_ATTEMPTS`` the
 job ends FAILED with the reason. A job makes at most one ModelVersion (one-to-one).
+
+A job's folders are named by its unique ``key``, which (with the dataset's hash) is also
+written into its manifest and checkpoints: a finished artifact or a checkpoint is reused
+only when both are the job's own, so a reset database, a restored backup or a second
+deployment on the same artifacts store can never hand a job another job's model.
 """
 
 from __future__ import annotations
@@ -11,20 +16,23 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import traceback
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.mlops.models import TRAINABLE_ROLES, Dataset, DatasetTask, ModelVersion, TrainingJob
+from apps.mlops.services.job_files import job_dirs, not_own, own_artifact
 from apps.mlops.services.job_progress import JobReporter, job_broadcast
 from apps.mlops.services.versions import HELD_OUT_FILE
-from ml.artifacts import ArtifactError, read_manifest
+from ml.artifacts import read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +41,11 @@ MAX_ATTEMPTS = 3
 # seconds while training). Seconds.
 HEARTBEAT_STALE = timedelta(seconds=int(os.environ.get("TRELLIS_JOB_HEARTBEAT_STALE_S", "180")))
 QUEUED_STALE = timedelta(minutes=10)  # a queued job untouched this long lost its message
+# Jobs that hold (or wait for) a worker; a cancelling job still runs until its next check.
+ACTIVE_STATUSES = (TrainingJob.Status.QUEUED, TrainingJob.Status.RUNNING, TrainingJob.Status.CANCELLING)
+# An absolute server path inside an error message (shown to every role holder): replaced.
+PATH_PATTERN = re.compile(r"""(?<![\w.:/~-])~?/[^\s'",;:()\[\]{}<>]+""")
+ERROR_MAX_CHARS = 300
 
 # name -> (type, min, max); every other key is refused.
 PARAM_LIMITS: dict[str, tuple[type, float, float]] = {
@@ -83,10 +96,43 @@ def _active(role: str) -> ModelVersion | None:
     return ModelVersion.objects.filter(role=role, status=ModelVersion.Status.ACTIVE).first()
 
 
+class TooManyActiveJobs(ValidationError):
+    """The user already has ``limit`` queued or running jobs (TRELLIS_MAX_ACTIVE_JOBS_PER_USER)."""
+
+    def __init__(self, limit: int, active: int) -> None:
+        self.limit = limit
+        super().__init__(
+            f"You already have {active} queued or running training job(s); the limit is {limit} per user "
+            "(TRELLIS_MAX_ACTIVE_JOBS_PER_USER). Wait for one to finish, or cancel one.",
+            code="too_many_active_jobs",
+        )
+
+
+def _check_active_jobs(user: Any) -> None:
+    """Refuses a job over the per-user cap; call inside the transaction that creates the job.
+
+    The user's row is locked first, so two requests of one user at once are counted one
+    after the other (jobs without a user, e.g. from ``manage.py train``, are not capped).
+    """
+    if getattr(user, "pk", None) is None:
+        return
+    limit = settings.TRELLIS_MAX_ACTIVE_JOBS_PER_USER
+    list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
+    active = TrainingJob.objects.filter(created_by=user, status__in=ACTIVE_STATUSES).count()
+    if active >= limit:
+        raise TooManyActiveJobs(limit, active)
+
+
 def training_job_create(
     *, dataset: Dataset, method: str, params: dict[str, Any], user: Any, idempotency_key: str | None = None
 ) -> TrainingJob:
-    """Validates and queues a fine-tuning job; the same ``idempotency_key`` returns the same job."""
+    """Validates and queues a fine-tuning job; the same ``idempotency_key`` returns the same job.
+
+    Raises:
+        ValidationError: bad method or parameters, or labels that differ from the active model's.
+        TooManyActiveJobs: the user has TRELLIS_MAX_ACTIVE_JOBS_PER_USER jobs queued or running
+            (a retry with the key of one of them still returns it).
+    """
     if idempotency_key:
         existing = TrainingJob.objects.filter(idempotency_key=idempotency_key).first()
         if existing is not None:
@@ -105,10 +151,17 @@ def training_job_create(
             f"the dataset's labels {sorted(dataset.label_counts)} differ from the active {dataset.role} "
             f"model's {sorted(active.labels)}; fix the data or start the job with allow_new_labels"
         )
-    job = TrainingJob.objects.create(
-        dataset=dataset, role=dataset.role, method=method, params=clean,
-        idempotency_key=idempotency_key or None, created_by=user,
-    )
+    try:
+        with transaction.atomic():
+            _check_active_jobs(user)
+            job = TrainingJob.objects.create(
+                dataset=dataset, role=dataset.role, method=method, params=clean,
+                idempotency_key=idempotency_key or None, created_by=user,
+            )
+    except IntegrityError:
+        if not idempotency_key:
+            raise
+        return TrainingJob.objects.get(idempotency_key=idempotency_key)  # the same request raced us
     transaction.on_commit(lambda: training_job_enqueue(job.pk))
     return job
 
@@ -157,35 +210,28 @@ def _claim(job_id: int) -> TrainingJob | None:
         job.status = TrainingJob.Status.RUNNING
         job.started_at = job.started_at or now
         job.heartbeat_at = now
-        job.error = ""
-        job.save(update_fields=["attempts", "status", "started_at", "heartbeat_at", "error", "updated_at"])
+        job.error = job.traceback = ""
+        job.save(update_fields=["attempts", "status", "started_at", "heartbeat_at", "error", "traceback",
+                                "updated_at"])
     return job
-
-
-def job_dirs(job: TrainingJob) -> tuple[Path, Path]:
-    """(artifact dir, checkpoint dir) of a job: fixed per job, so a retry resumes."""
-    root = Path(settings.ARTIFACTS_DIR)
-    return root / job.role / f"job-{job.pk}", root / "checkpoints" / f"job-{job.pk}"
 
 
 def _train(job: TrainingJob, reporter: JobReporter) -> Path:
     """Runs the fine-tuning code for the job and returns the artifact directory."""
     out_dir, ckpt_dir = job_dirs(job)
-    try:
-        read_manifest(out_dir)
+    if own_artifact(job, out_dir, reporter) is not None:
         return out_dir  # finished before the worker died: register it, do not train again
-    except ArtifactError:
-        pass
     params = dict(job.params)
     params.pop("allow_new_labels", None)
     active = _active(job.role)
+    job_key = str(job.key)
     if job.dataset.task == DatasetTask.CHAT_TRANSCRIPTS:
         from apps.mlops.services.serving import registry_sync
         from ml.finetune.chat_lora import ChatLoraArgs, train_chat_lora
 
         base = registry_sync(job.role).active(job.role)
         base_dir = base.manifest.base_model if base.manifest.kind == "lora-causal-lm" else str(base.path)
-        args = ChatLoraArgs(data=job.dataset.file.path, base_dir=base_dir, output_dir=out_dir,
+        args = ChatLoraArgs(data=job.dataset.file.path, base_dir=base_dir, output_dir=out_dir, job_key=job_key,
                             **{k: v for k, v in params.items() if k in ChatLoraArgs.__dataclass_fields__})
         train_chat_lora(args, progress=reporter.on_event)
         return out_dir
@@ -195,14 +241,15 @@ def _train(job: TrainingJob, reporter: JobReporter) -> Path:
 
         result = train_fewshot(job.dataset.file.path, role=job.role, output_dir=out_dir,
                                embedder=model_get("embedder"), seed=int(params.get("seed", 42)),
-                               parent_version=active.version if active else None, progress=reporter.on_event)
+                               parent_version=active.version if active else None, progress=reporter.on_event,
+                               job_key=job_key)
         _write_held_out(result.artifact_dir, result.test_rows)
         return result.artifact_dir
     from ml.finetune.classification import ClassifierTrainArgs, train_classifier
 
     args = ClassifierTrainArgs(
         data=job.dataset.file.path, role=job.role, output_dir=out_dir, checkpoint_dir=ckpt_dir,
-        method=job.method, parent_version=active.version if active else None,
+        method=job.method, parent_version=active.version if active else None, job_key=job_key,
         **{k: v for k, v in params.items() if k in ClassifierTrainArgs.__dataclass_fields__},
     )
     result = train_classifier(args, progress=reporter.on_event, should_stop=reporter.should_stop)
@@ -235,16 +282,28 @@ def training_job_run(job_id: int) -> TrainingJob:
     except TrainingCancelled:
         return _finish(job, TrainingJob.Status.CANCELLED, reporter, error="cancelled by a user")
     except DatasetInvalid as exc:
+        job.traceback = f"dataset invalid: {exc}"  # the full report; the error keeps one line of it
         return _finish(job, TrainingJob.Status.FAILED, reporter, error=f"dataset invalid: {exc}")
     except Exception as exc:  # any failure of the training code ends the job with its reason
         log.exception("training job %s failed", job_id)
-        reporter.log(traceback.format_exc(limit=5))
+        job.traceback = traceback.format_exc()  # admins only: it names server paths
         return _finish(job, TrainingJob.Status.FAILED, reporter, error=f"{type(exc).__name__}: {exc}")
     return _register(job, artifact_dir, reporter)
 
 
+def public_error(message: str) -> str:
+    """The first line of ``message``, server paths replaced: what every role holder may see."""
+    first = next((line.strip() for line in message.splitlines() if line.strip()), "")
+    first = PATH_PATTERN.sub("<path>", first)
+    return first if len(first) <= ERROR_MAX_CHARS else first[: ERROR_MAX_CHARS - 1] + "\u2026"
+
+
 def _register(job: TrainingJob, artifact_dir: Path, reporter: JobReporter) -> TrainingJob:
     manifest = read_manifest(artifact_dir)
+    why = not_own(job, manifest)
+    if why is not None:  # never expected: the trainers write the job's key and data hash
+        job.traceback = f"artifact {artifact_dir} refused: {why} (job_key {manifest.job_key!r})"
+        return _finish(job, TrainingJob.Status.FAILED, reporter, error=f"the trained model was refused: {why}")
     with transaction.atomic():
         ModelVersion.objects.get_or_create(
             training_job=job,
@@ -260,11 +319,12 @@ def _register(job: TrainingJob, artifact_dir: Path, reporter: JobReporter) -> Tr
 
 
 def _finish(job: TrainingJob, status: str, reporter: JobReporter, error: str = "") -> TrainingJob:
-    job.status, job.error, job.finished_at = status, error, timezone.now()
-    if error:
-        reporter.log(error)
+    job.status, job.error, job.finished_at = status, public_error(error), timezone.now()
+    if job.error:
+        reporter.log(job.error)
     reporter.flush()
-    job.save(update_fields=["status", "error", "finished_at", "progress", "resumed_from_step", "updated_at"])
+    job.save(update_fields=["status", "error", "traceback", "finished_at", "progress", "resumed_from_step",
+                            "updated_at"])
     job_broadcast(job)
     return job
 

@@ -15,6 +15,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from apps.audit.models import AuditAction
+from apps.audit.services import audit_record
 from apps.mlops.models import Dataset, ModelVersion
 from apps.mlops.services.serving import registry_sync, serving_reset
 from ml.finetune.data import Row
@@ -105,8 +107,11 @@ def _gate(version: ModelVersion) -> tuple[bool, float | None, float | None, str]
     return cand >= act - GATE_TOLERANCE, cand, act, f"held-out {GATE_METRIC} on {report['rows']} rows"
 
 
-def model_version_promote(*, version: ModelVersion, user: Any, force: bool = False) -> ModelVersion:
+def model_version_promote(*, version: ModelVersion, user: Any, force: bool = False, request: Any = None,
+                          origin: str = "") -> ModelVersion:
     """Makes ``version`` the active one of its role if it is not worse than the current one.
+
+    Recorded in the audit log with ``request`` (client address) or, from a command, ``origin``.
 
     Raises:
         PromotionRefused: the candidate scores below the active version (and not ``force``).
@@ -132,13 +137,23 @@ def model_version_promote(*, version: ModelVersion, user: Any, force: bool = Fal
         version.promoted_by = user
         version.promoted_at = timezone.now()
         version.save(update_fields=["status", "previous_active", "promoted_by", "promoted_at"])
+        forced = force and not passed
+        what = f"promoted {version.role} {version.version}" + (" past the evaluation gate" if forced else "")
+        audit_record(
+            actor=user, action=AuditAction.MODEL_PROMOTE, target=version, request=request,
+            summary=_audit_summary(user, what, origin),
+            details={"role": version.role, "version": version.version, "forced": forced,
+                     "previous": previous.version if previous else None,
+                     "gate": {"basis": basis, "passed": passed, "candidate_score": cand, "active_score": act},
+                     "origin": origin or None},
+        )
     log.info("%s promoted %s (%s; forced=%s)", getattr(user, "username", "system"), version.version, basis, force)
     _resync(version.role)
     return version
 
 
-def model_version_rollback(*, role: str, user: Any) -> ModelVersion | None:
-    """Re-activates the version that was active before the current one.
+def model_version_rollback(*, role: str, user: Any, request: Any = None, origin: str = "") -> ModelVersion | None:
+    """Re-activates the version that was active before the current one (audited like promotion).
 
     Returns:
         The now active version, or None when the role went back to its bundled default.
@@ -159,10 +174,22 @@ def model_version_rollback(*, role: str, user: Any) -> ModelVersion | None:
             target.promoted_by = user
             target.promoted_at = timezone.now()
             target.save(update_fields=["status", "promoted_by", "promoted_at"])
+        now_serving = target.version if target else "the bundled default"
+        audit_record(
+            actor=user, action=AuditAction.MODEL_ROLLBACK, target=current, request=request,
+            summary=_audit_summary(user, f"rolled {role} back from {current.version} to {now_serving}", origin),
+            details={"role": role, "from": current.version, "to": target.version if target else None,
+                     "origin": origin or None},
+        )
     log.info("%s rolled %s back from %s to %s", getattr(user, "username", "system"), role, current.version,
              target.version if target else "the bundled default")
     _resync(role)
     return target
+
+
+def _audit_summary(user: Any, what: str, origin: str) -> str:
+    who = getattr(user, "username", "") or "system"
+    return f"{who} {what}" + (f" ({origin})" if origin else "")
 
 
 def _resync(role: str) -> None:

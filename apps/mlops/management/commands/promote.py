@@ -7,6 +7,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from apps.audit.services import command_origin
 from apps.mlops.management.commands._lookup import user_get, version_get
 from apps.mlops.permissions import can_promote
 from apps.mlops.services.versions import PromotionRefused, model_version_promote
@@ -33,7 +34,8 @@ class Command(BaseCommand):
         if user is not None and not can_promote(user):
             raise CommandError(f"{user.username} is not an admin; only admins may promote models.")
         try:
-            version = model_version_promote(version=version, user=user, force=options["force"])
+            version = model_version_promote(version=version, user=user, force=options["force"],
+                                            origin=command_origin("promote"))
         except PromotionRefused as exc:
             raise CommandError(f"Refused: {exc.message}") from exc
         except ValidationError as exc:

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from apps.audit.services import command_origin
 from apps.mlops.management.commands._lookup import user_get
 from apps.mlops.models import ModelRole
 from apps.mlops.permissions import can_promote
@@ -24,7 +25,7 @@ class Command(BaseCommand):
         if user is not None and not can_promote(user):
             raise CommandError(f"{user.username} is not an admin; only admins may roll models back.")
         try:
-            active = model_version_rollback(role=options["role"], user=user)
+            active = model_version_rollback(role=options["role"], user=user, origin=command_origin("rollback"))
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         serving = active.version if active else "the bundled default"
