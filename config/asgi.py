@@ -1,7 +1,8 @@
 """ASGI entry point: HTTP through Django, WebSockets through Channels.
 
 WebSockets pass the allowed-hosts origin check, then session auth (cookies from the
-dashboard and the widget's page) and token auth (``?token=`` for programmatic clients).
+dashboard and the widget's page) and ticket auth (``?ticket=``, a single-use ticket from
+``POST /api/auth/ws-ticket/``, for programmatic clients; API tokens never go in a URL).
 """
 
 import os

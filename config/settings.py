@@ -9,6 +9,8 @@ Every variable is listed in README.md ("Configuration").
 from __future__ import annotations
 
 import os
+import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -21,13 +23,32 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)  # optional, never committed
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
-# The embedded default is a development install: it gets a fixed key so that `make run`
-# works out of the box. Production (DJANGO_PRODUCTION=1) refuses to start without one.
 PRODUCTION = env.bool("DJANGO_PRODUCTION", default=False)
+
+
+def _install_secret_key(path: Path) -> str:
+    """A random key made once per install and kept in ``path`` (mode 0600), so that `make run`
+    works out of the box without a key anyone else knows. The ``django-insecure-`` prefix makes
+    ``check --deploy`` flag it (security.W009): production sets DJANGO_SECRET_KEY instead."""
+    if not path.exists():
+        fresh = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write("django-insecure-" + secrets.token_urlsafe(48))
+        try:
+            os.link(fresh, path)  # atomic and never overwrites: concurrent first starts agree on one key
+        except FileExistsError:
+            pass
+        finally:
+            fresh.unlink()
+    return path.read_text().strip()
+
+
+# Production (DJANGO_PRODUCTION=1) refuses to start without DJANGO_SECRET_KEY.
 if PRODUCTION:
     SECRET_KEY = env.str("DJANGO_SECRET_KEY")
 else:
-    SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="embedded-default-insecure-key-change-me-" + "x" * 20)
+    SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or _install_secret_key(VAR_DIR / "secret_key")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list(
     "DJANGO_CSRF_TRUSTED_ORIGINS", default=["http://127.0.0.1:8000", "http://localhost:8000"]
@@ -42,25 +63,31 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
+    "axes",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc files served from this site (no CDN)
     "channels",
     "django_celery_results",
     "apps.accounts",
     "apps.core",
     "apps.mlops",
+    "apps.serving",
+    "apps.audit",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "apps.core.middleware.BodySizeLimitMiddleware",
+    "csp.middleware.CSPMiddleware",  # Content-Security-Policy header (see "Security" below)
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into a 429 page (apps.accounts.views.locked_out).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -96,18 +123,37 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so that worker and server processes started by tests share it.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-trellis-{os.getpid()}.sqlite3")}
 else:
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+    # 0: a connection per request. Under ASGI each request's sync code may run on another
+    # thread, and persistent connections pile up per thread: the load test (bench/load) had
+    # two servers holding 99 of PostgreSQL's 100 connections at 64 users with 60 here.
+    # https://docs.djangoproject.com/en/5.2/ref/databases/#persistent-connections
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
 REDIS_URL = env.str("REDIS_URL", default="")
 
+# --- Proxies: how many reverse proxies stand in front of the ASGI server. 0 (the default):
+# X-Forwarded-For / X-Forwarded-Proto come from the client and are never trusted.
+TRELLIS_NUM_PROXIES = env.int("TRELLIS_NUM_PROXIES", default=0)
+
 # --- Cache: Redis when configured, else per-process memory.
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "trellis"}}
+# API throttles and login limits must count across every process (several ASGI servers, or
+# one restarted): Redis when configured, else a table in the database every process shares
+# (apps.accounts.models.ThrottleCacheEntry). Never per-process memory.
+if REDIS_URL:
+    CACHES["throttle"] = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                          "KEY_PREFIX": "throttle"}
+else:
+    CACHES["throttle"] = {"BACKEND": "django.core.cache.backends.db.DatabaseCache",
+                          "LOCATION": "accounts_throttle_cache",
+                          # One row per client address and per user; cull beyond this many (rows).
+                          "OPTIONS": {"MAX_ENTRIES": 20_000}}
 
 # --- Channels: https://channels.readthedocs.io/en/stable/topics/channel_layers.html
 if REDIS_URL:
@@ -153,6 +199,40 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes first: it refuses a locked-out username + address before the password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+
+# API tokens (django-rest-knox): stored as SHA-512 digests, shown once, expiring after
+# TRELLIS_TOKEN_TTL_HOURS (720 h = 30 days). https://jazzband.github.io/django-rest-knox/settings/
+TRELLIS_TOKEN_TTL_HOURS = env.int("TRELLIS_TOKEN_TTL_HOURS", default=720)
+if TRELLIS_TOKEN_TTL_HOURS <= 0:
+    raise ValueError("TRELLIS_TOKEN_TTL_HOURS must be a positive number of hours")
+KNOX_TOKEN_MODEL = "accounts.ApiToken"  # noqa: S105 - a model name. knox's own model is swapped out: integer ids
+REST_KNOX = {"TOKEN_TTL": timedelta(hours=TRELLIS_TOKEN_TTL_HOURS), "AUTH_HEADER_PREFIX": "Token"}
+# knox ships migrations for its own (swapped-out, never used) token table: skip them.
+MIGRATION_MODULES = {"knox": None}
+# WebSocket tickets (POST /api/auth/ws-ticket/): seconds a ticket stays valid; each opens one socket.
+TRELLIS_WS_TICKET_TTL_S = 60
+
+# Login lockout (django-axes): TRELLIS_LOGIN_FAILURE_LIMIT wrong passwords for one username
+# from one address lock that pair for TRELLIS_LOGIN_LOCKOUT_MINUTES, on the login page, the
+# admin and the token API alike. Attempts live in the database, so every process sees them.
+# https://django-axes.readthedocs.io/en/latest/4_configuration.html
+AXES_FAILURE_LIMIT = env.int("TRELLIS_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("TRELLIS_LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # the lock ends on time, whatever is tried meanwhile
+AXES_RESET_ON_SUCCESS = True
+# The client address as DRF's throttles see it: X-Forwarded-For only behind TRELLIS_NUM_PROXIES proxies.
+AXES_CLIENT_IP_CALLABLE = "apps.accounts.throttling.client_ip"
+AXES_LOCKOUT_CALLABLE = "apps.accounts.views.locked_out"
+AXES_HTTP_RESPONSE_CODE = 429
+# Successful logins are not logged row by row (the table would grow without bound); failures
+# and lockouts still are, and the audit log records the changes that matter.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False  # no banner on every start; failures and lockouts are still logged
+# Per-username limit on the token API, from any address (the per-address limit is "anon").
+TRELLIS_THROTTLE_LOGIN_USERNAME = env.str("TRELLIS_THROTTLE_LOGIN_USERNAME", default="30/hour")
 
 # --- Request size limits (bytes). JSON/form bodies stay small; uploads (datasets, CSV
 # imports) get their own, larger limit. Anything over -> 413 in the API's error shape.
@@ -162,33 +242,55 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = TRELLIS_MAX_BODY_BYTES
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 WEBSOCKET_MAX_FRAME_BYTES = env.int("TRELLIS_MAX_WS_FRAME_BYTES", default=64 * 1024)
 
+# --- Outbound requests (feeds, webhooks: URLs users type) go through apps.core.outbound,
+# which refuses private, loopback, link-local and other non-public addresses. CIDRs listed
+# here are allowed all the same (e.g. "10.20.0.0/16" for an intranet feed server).
+TRELLIS_OUTBOUND_ALLOW_NETWORKS = env.list("TRELLIS_OUTBOUND_ALLOW_NETWORKS", default=[])
+
 # --- REST framework
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "apps.core.schema.TrellisAutoSchema",  # documents the framework's error responses
     "EXCEPTION_HANDLER": "apps.core.errors.api_exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "apps.accounts.throttling.AnonRateThrottle",
+        "apps.accounts.throttling.UserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env.str("TRELLIS_THROTTLE_ANON", default="60/minute"),
         "user": env.str("TRELLIS_THROTTLE_USER", default="1200/minute"),
+        # Inference API (apps/serving), per API token: they replace "user" on those endpoints.
+        "serving_embeddings": env.str("TRELLIS_THROTTLE_EMBEDDINGS", default="3000/minute"),
+        "serving_chat": env.str("TRELLIS_THROTTLE_CHAT", default="120/minute"),
+        "serving_classify": env.str("TRELLIS_THROTTLE_CLASSIFY", default="3000/minute"),
     },
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    # Throttles key anonymous clients on REMOTE_ADDR, or on X-Forwarded-For only as far as
+    # TRELLIS_NUM_PROXIES trusted proxies wrote it (0: a client-sent header is ignored).
+    "NUM_PROXIES": TRELLIS_NUM_PROXIES,
 }
+
+# --- Inference API (apps/serving): per-request limits (bodies are capped by TRELLIS_MAX_BODY_BYTES).
+TRELLIS_SERVING_MAX_TEXTS = env.int("TRELLIS_SERVING_MAX_TEXTS", default=256)  # texts per request
+TRELLIS_SERVING_MAX_TEXT_CHARS = env.int("TRELLIS_SERVING_MAX_TEXT_CHARS", default=10_000)  # characters per text
+TRELLIS_SERVING_MAX_TOKENS = env.int("TRELLIS_SERVING_MAX_TOKENS", default=1024)  # largest max_tokens of a chat reply
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "Trellis API",
     "DESCRIPTION": "Customer-service chat, financial sentiment and recommendation on one ML core.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI (/api/docs/) and ReDoc (/api/redoc/) from drf-spectacular-sidecar's static files.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     # Stable enum names, so another app's `role` or `status` field cannot clash with these.
     "ENUM_NAME_OVERRIDES": {
         "ModelRoleEnum": "apps.mlops.models.ModelRole",
@@ -224,12 +326,14 @@ if not PRODUCTION:
 # --- ML core: where fine-tuned versions live; ml/ reads TRELLIS_ARTIFACTS_DIR itself.
 ARTIFACTS_DIR = Path(env.str("TRELLIS_ARTIFACTS_DIR", default=str(VAR_DIR / "artifacts")))
 os.environ.setdefault("TRELLIS_ARTIFACTS_DIR", str(ARTIFACTS_DIR))
+# Training jobs one user may have queued or running at once (a job holds a worker for
+# minutes to hours); one more is refused with 429 until one ends.
+TRELLIS_MAX_ACTIVE_JOBS_PER_USER = env.int("TRELLIS_MAX_ACTIVE_JOBS_PER_USER", default=3)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights come from disk only
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 # --- Security (production): https://docs.djangoproject.com/en/5.2/howto/deployment/checklist/
 if PRODUCTION:
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
@@ -239,11 +343,49 @@ if PRODUCTION:
     SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+# X-Forwarded-Proto decides request.is_secure() (SSL redirect, secure cookies, CSRF origin) only
+# behind a proxy that sets it; with none, any client could claim https.
+if TRELLIS_NUM_PROXIES > 0:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Content-Security-Policy (django-csp 4): https://django-csp.readthedocs.io/en/latest/configuration.html
+# Templates and static/ carry no inline script, style attribute or event handler, so nothing
+# inline is allowed. connect-src 'self' also covers same-origin ws:/wss: (CSP Level 3: the
+# job page's socket works in Chromium without listing them). Chart.js draws on a canvas and
+# sets sizes through the CSSOM, which style-src does not restrict.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
+# The OpenAPI schema (/api/schema/) and Swagger UI (/api/docs/) are for signed-in users
+# (session or API token) unless this is set: they list every endpoint and field.
+TRELLIS_PUBLIC_API_DOCS = env.bool("TRELLIS_PUBLIC_API_DOCS", default=False)
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    # Query strings never reach a log: they may carry a socket ticket or another secret.
+    # The filter attaches itself to these loggers (listing them under "loggers" would drop
+    # the handlers uvicorn gave them, and bring back an access log turned off by --no-access-log).
+    "filters": {
+        "redact_query": {
+            "()": "apps.core.logging.redact_query_strings",
+            "loggers": ["uvicorn.error", "uvicorn.access", "daphne.server", "daphne.http_protocol",
+                        "daphne.ws_protocol", "django.request", "django.server"],
+        }
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("TRELLIS_LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},

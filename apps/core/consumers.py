@@ -9,6 +9,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from apps.accounts.roles import user_has_role
+from apps.accounts.services.tokens import token_group, user_group
 
 # Close codes in the 4000-4999 range are ours: https://www.rfc-editor.org/rfc/rfc6455#section-7.4.2
 CLOSE_UNAUTHENTICATED = 4401
@@ -36,6 +37,24 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
             return
         await self.accept()
         await self.on_connected()
+
+    async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
+        """Joins the user's and the token's revocation groups first (every subclass accepts
+        through here), so revoking the token or the user's credentials closes this socket.
+        ``self.groups`` is left on disconnect by Channels itself."""
+        user = self.scope.get("user")
+        if user is not None and user.is_authenticated:
+            joined = [user_group(user.pk)]
+            if self.scope.get("auth_token_id") is not None:
+                joined.append(token_group(self.scope["auth_token_id"]))
+            for group in joined:
+                await self.channel_layer.group_add(group, self.channel_name)
+            self.groups = [*self.groups, *joined]
+        await super().accept(subprotocol=subprotocol, headers=headers)
+
+    async def auth_revoked(self, event: dict[str, Any]) -> None:
+        """``auth.revoked`` (apps.accounts.services.tokens): the credentials behind this socket are gone."""
+        await self.close(code=CLOSE_UNAUTHENTICATED)
 
     async def _has_role(self, user: Any) -> bool:
         return await self._has_role_for(user, self.roles)

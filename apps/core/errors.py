@@ -6,6 +6,7 @@ validation errors (400), malformed JSON (400), 401, 403, 404, 413, 429 and 500.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
@@ -16,6 +17,8 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 API_PREFIX = "/api/"
+
+logger = logging.getLogger(__name__)
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -89,7 +92,15 @@ def handler400(request: HttpRequest, exception: Exception | None = None) -> Http
     return render(request, "core/error.html", {"status": 400, "message": "Bad request."}, status=400)
 
 
+PLAIN_500 = ("<!doctype html><html lang=en><head><meta charset=utf-8><title>Server error</title></head>"
+             "<body><h1>500</h1><p>Something went wrong.</p></body></html>")
+
+
 def handler500(request: HttpRequest) -> HttpResponse:
     if _wants_json(request):
         return error_response("server_error", "Internal server error.", 500)
-    return render(request, "core/error.html", {"status": 500, "message": "Something went wrong."}, status=500)
+    try:
+        return render(request, "core/error.html", {"status": 500, "message": "Something went wrong."}, status=500)
+    except Exception:  # the page reads the session and the user: with the database down, that fails too
+        logger.exception("the 500 page could not be rendered; sending the plain one")
+        return HttpResponse(PLAIN_500, status=500)

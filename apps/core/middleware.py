@@ -1,84 +1,143 @@
+"""Request body limits, enforced in the ASGI layer before Django reads a byte of the body.
+
+Every HTTP request reaches Django through ``config.asgi`` (there is no WSGI entry point), and
+Django's ASGI handler reads the whole body into a temporary file before any Django middleware
+runs. So the limits live here, in front of it, and there is no Django-middleware copy:
+
+- a declared ``Content-Length`` over the limit is answered 413 at once: the app is never
+  called and the body is never received;
+- a malformed or negative ``Content-Length`` (or two that disagree) is answered 400;
+- whatever the headers say, the bytes are counted as they arrive: a chunked body past the
+  limit gets 413, a body longer than its ``Content-Length`` gets 400, and reading stops there.
+
+Refusals close the connection (``Connection: close``), so the server stops reading the rest
+of the body instead of draining it for the next keep-alive request.
+"""
+
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
 
-from apps.core.errors import error_body, error_response
+from apps.core.errors import error_body
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-def _limit_for(content_type: str) -> int:
-    is_upload = content_type.startswith("multipart/form-data")
+def body_limit(content_type: str) -> int:
+    """Bytes allowed for a body of ``content_type``: multipart uploads (datasets, catalogue
+    files) get ``TRELLIS_MAX_UPLOAD_BYTES``, every other body ``TRELLIS_MAX_BODY_BYTES``."""
+    is_upload = content_type.strip().lower().startswith("multipart/form-data")
     return settings.TRELLIS_MAX_UPLOAD_BYTES if is_upload else settings.TRELLIS_MAX_BODY_BYTES
 
 
-class BodySizeLimitMiddleware:
-    """Refuses oversized bodies with 413 before anything reads them.
-
-    Multipart uploads (datasets, catalogue files) may use ``TRELLIS_MAX_UPLOAD_BYTES``;
-    every other body ``TRELLIS_MAX_BODY_BYTES``. Bodies without Content-Length (chunked) are
-    capped by ``AsgiBodySizeLimit`` while they arrive.
-    """
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            return error_response("bad_request", "Content-Length is not a number.", 400)
-        limit = _limit_for(request.META.get("CONTENT_TYPE", ""))
-        if length > limit:
-            return error_response(
-                "payload_too_large",
-                f"Request body is {length} bytes; the limit is {limit} bytes.",
-                413,
-                {"limit_bytes": limit},
-            )
-        return self.get_response(request)
-
-
-class _BodyTooLarge(Exception):
+class BadContentLength(ValueError):
     pass
 
 
-class AsgiBodySizeLimit:
-    """ASGI wrapper: 413 for a body sent without Content-Length (chunked) once it passes the limit.
+def declared_length(values: list[bytes]) -> int | None:
+    """The one body length the ``Content-Length`` header values declare; None when absent.
 
-    Django's ASGI handler reads such a body to its end into a temporary file, however long,
-    before any middleware runs; this counts the bytes as they arrive instead.
+    RFC 9110 section 8.6: the value is one or more ASCII digits; a list of identical values
+    ("42, 42", or the header repeated) is the same length, differing values are an error.
     """
+    if not values:
+        return None
+    parts = [part.strip() for value in values for part in value.split(b",")]
+    if not all(part.isdigit() for part in parts):  # bytes.isdigit: ASCII 0-9 only, so "-1" fails
+        raise BadContentLength("Content-Length must be a non-negative whole number of bytes.")
+    lengths = {int(part) for part in parts}
+    if len(lengths) > 1:
+        raise BadContentLength("The request declares more than one Content-Length.")
+    return lengths.pop()
 
-    def __init__(self, app: Any) -> None:
+
+class _Refused(Exception):
+    """Raised from ``receive`` when the body breaks a limit: Django is still reading it."""
+
+    def __init__(self, status: int, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.details = status, code, message, details
+
+
+async def _refuse(send: Send, refusal: _Refused) -> None:
+    body = json.dumps(error_body(refusal.code, refusal.message, refusal.details)).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": refusal.status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _too_large(limit: int, size: int | None = None) -> _Refused:
+    message = (
+        f"Request body is {size} bytes; the limit is {limit} bytes."
+        if size is not None
+        else f"Request body is over the limit of {limit} bytes."
+    )
+    return _Refused(413, "payload_too_large", message, {"limit_bytes": limit})
+
+
+class AsgiBodySizeLimit:
+    """ASGI wrapper around the HTTP application that bounds every request body (see the module)."""
+
+    def __init__(self, app: AsgiApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        headers = dict(scope.get("headers") or []) if scope["type"] == "http" else {}
-        if scope["type"] != "http" or b"content-length" in headers:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = _limit_for(headers.get(b"content-type", b"").decode("latin-1"))
-        received = 0
+        headers = scope.get("headers") or []
+        content_type = next((v for k, v in headers if k == b"content-type"), b"").decode("latin-1")
+        limit = body_limit(content_type)
+        try:
+            declared = declared_length([v for k, v in headers if k == b"content-length"])
+        except BadContentLength as exc:
+            await _refuse(send, _Refused(400, "bad_request", str(exc)))
+            return
+        if declared is not None and declared > limit:
+            await _refuse(send, _too_large(limit, declared))  # before the app: nothing is received
+            return
 
-        async def counting_receive() -> dict[str, Any]:
+        received = 0
+        response_started = False
+
+        async def counting_receive() -> Message:
             nonlocal received
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _BodyTooLarge
+                    raise _too_large(limit)
+                if declared is not None and received > declared:
+                    raise _Refused(400, "bad_request", f"Request body is longer than its Content-Length ({declared}).")
             return message
 
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
         try:
-            await self.app(scope, counting_receive, send)
-        except _BodyTooLarge:  # raised while Django reads the body: no response has started
-            body = json.dumps(error_body("payload_too_large", f"Request body is over the limit of {limit} bytes.",
-                                         {"limit_bytes": limit})).encode()
-            await send({"type": "http.response.start", "status": 413,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body})
+            await self.app(scope, counting_receive, tracking_send)
+        except _Refused as refusal:
+            # Django reads the whole body before it answers, so no response has begun; an app
+            # that streamed one first just ends here and the server drops the connection.
+            if not response_started:
+                await _refuse(send, refusal)

@@ -6,5 +6,5 @@ app_name = "core"
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("healthz", views.healthz, name="healthz"),
+    path("healthz", views.HealthzApi.as_view(), name="healthz"),
 ]

@@ -1,6 +1,8 @@
-"""/healthz: every dependency checked for real; 503 naming the check that failed."""
+"""/healthz: every dependency checked for real; 503 naming the check that failed; details for admins only."""
 
 from __future__ import annotations
+
+import logging
 
 import pytest
 from django.conf import settings
@@ -23,8 +25,14 @@ def _expected_details() -> dict[str, str]:
     }
 
 
-def test_all_checks_ok(client):
-    response = client.get("/healthz")
+@pytest.fixture
+def admin_client(client, make_user):
+    client.force_login(make_user("admin"))
+    return client
+
+
+def test_all_checks_ok(admin_client):
+    response = admin_client.get("/healthz")
 
     assert response.status_code == 200
     body = response.json()
@@ -42,27 +50,78 @@ def test_healthz_is_public_and_not_cached(client):
     assert "no-cache" in response["Cache-Control"] or "max-age=0" in response["Cache-Control"]
 
 
+@pytest.mark.parametrize("role", [None, "analyst", "agent", "merchandiser"])
+def test_non_admins_see_only_the_status_and_ok_flags(client, make_user, role):
+    if role:
+        client.force_login(make_user(role))
+
+    response = client.get("/healthz")
+
+    assert response.json() == {"status": "ok", "checks": {name: {"ok": True} for name in CHECKS}}
+
+
+def test_an_admin_api_token_also_sees_the_details(api_client, make_user):
+    make_user("admin", username="ops")
+    token = api_client.post("/api/auth/token/", {"username": "ops", "password": "pw-for-tests-123"}).json()["token"]
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+
+    body = api_client.get("/healthz").json()
+
+    assert body["checks"]["database"]["detail"] == _expected_details()["database"]
+
+
+def test_healthz_is_not_throttled(client):
+    # Load balancers probe every few seconds from one address: far more than the anonymous API rate.
+    for _ in range(70):
+        assert client.get("/healthz").status_code == 200
+
+
 def test_healthz_only_answers_get(client):
     assert client.post("/healthz").status_code == 405
 
 
-def test_a_failing_check_gives_503_and_names_it(client, monkeypatch):
+BROKER_ERROR = "broker at redis://trellis:s3cret@10.0.0.7:6379 is down"
+
+
+def _break_broker(monkeypatch) -> None:
     def broken_broker() -> str:
-        raise ConnectionError("broker is down")
+        raise ConnectionError(BROKER_ERROR)
 
     monkeypatch.setitem(health.CHECKS, "broker", broken_broker)
 
-    response = client.get("/healthz")
+
+def test_a_failing_check_gives_503_and_names_it(admin_client, monkeypatch):
+    _break_broker(monkeypatch)
+
+    response = admin_client.get("/healthz")
 
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "degraded"
     assert body["checks"]["broker"]["ok"] is False
-    assert body["checks"]["broker"]["detail"] == "ConnectionError: broker is down"
+    assert body["checks"]["broker"]["detail"] == f"ConnectionError: {BROKER_ERROR}"
     assert all(body["checks"][name]["ok"] for name in CHECKS - {"broker"})
 
 
-def test_an_unreachable_cache_really_fails_its_check(client):
+def test_anonymous_503_names_the_check_but_not_the_error(client, monkeypatch, caplog):
+    _break_broker(monkeypatch)
+
+    with caplog.at_level(logging.WARNING, logger="apps.core.health"):
+        response = client.get("/healthz")
+
+    assert response.status_code == 503
+    assert response.json() == {
+        "status": "degraded",
+        "checks": {name: {"ok": name != "broker"} for name in CHECKS},
+    }
+    assert "s3cret" not in response.content.decode()
+    # The operator finds the cause in the server log instead.
+    logged = [r for r in caplog.records if r.name == "apps.core.health"]
+    assert [r.getMessage() for r in logged] == ["health check broker failed"]
+    assert "10.0.0.7" in str(logged[0].exc_info[1])
+
+
+def test_an_unreachable_cache_really_fails_its_check(admin_client):
     # Port 9 (discard) has no Redis: the real cache check must notice, not only a monkeypatch.
     unreachable = {
         "default": {
@@ -72,7 +131,7 @@ def test_an_unreachable_cache_really_fails_its_check(client):
         }
     }
     with override_settings(CACHES=unreachable):
-        response = client.get("/healthz")
+        response = admin_client.get("/healthz")
 
     assert response.status_code == 503
     assert response.json()["checks"]["cache"]["ok"] is False

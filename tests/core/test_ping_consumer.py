@@ -1,4 +1,4 @@
-"""ws/ping/ through the real ASGI stack (origin check, session/token auth, channel layer)."""
+"""ws/ping/ through the real ASGI stack (origin check, session/ticket auth, channel layer)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,16 @@ import uuid
 import pytest
 from django.conf import settings
 from django.test import override_settings
-from rest_framework.authtoken.models import Token
 
-from tests.core.ws import ORIGIN, TIMEOUT, receive_until, run, socket
+from tests.core.ws import ORIGIN, TIMEOUT, receive_until, run, socket, ticket_for
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def token_of(make_user):
+def ticket_of(make_user):
     def make(*roles: str) -> str:
-        return Token.objects.create(user=make_user(*roles)).key
+        return ticket_for(make_user(*roles))
 
     return make
 
@@ -31,7 +30,7 @@ def test_anonymous_is_closed_with_4401():
     run(scenario)
 
 
-def test_unknown_token_is_closed_with_4401():
+def test_forged_ticket_is_closed_with_4401():
     async def scenario():
         connected, code = await socket("f" * 40).connect(timeout=TIMEOUT)
         assert (connected, code) == (False, 4401)
@@ -39,22 +38,22 @@ def test_unknown_token_is_closed_with_4401():
     run(scenario)
 
 
-def test_foreign_origin_is_refused(token_of):
-    token = token_of("analyst")
+def test_foreign_origin_is_refused(ticket_of):
+    ticket = ticket_of("analyst")
 
     async def scenario():
-        comm = socket(token, headers=[(b"origin", b"http://evil.example"), (b"host", b"testserver")])
+        comm = socket(ticket, headers=[(b"origin", b"http://evil.example"), (b"host", b"testserver")])
         connected, _ = await comm.connect(timeout=TIMEOUT)
         assert not connected
 
     run(scenario)
 
 
-def test_token_user_gets_hello_pong_and_echo(token_of):
-    token = token_of("analyst")
+def test_ticket_user_gets_hello_pong_and_echo(ticket_of):
+    ticket = ticket_of("analyst")
 
     async def scenario():
-        comm = socket(token)
+        comm = socket(ticket)
         connected, _ = await comm.connect(timeout=TIMEOUT)
         assert connected
         hello = await comm.receive_json_from(timeout=TIMEOUT)
@@ -96,11 +95,11 @@ def test_session_cookie_signs_in_too(client, make_user):
         ('{"type": "dance"}', "unknown_type"),
     ],
 )
-def test_bad_frame_gets_an_error_frame_and_the_socket_stays_open(token_of, frame, code):
-    token = token_of("analyst")
+def test_bad_frame_gets_an_error_frame_and_the_socket_stays_open(ticket_of, frame, code):
+    ticket = ticket_of("analyst")
 
     async def scenario():
-        comm = socket(token)
+        comm = socket(ticket)
         await comm.connect(timeout=TIMEOUT)
         await comm.receive_json_from(timeout=TIMEOUT)  # hello
 
@@ -118,11 +117,11 @@ def test_bad_frame_gets_an_error_frame_and_the_socket_stays_open(token_of, frame
 
 
 @override_settings(WEBSOCKET_MAX_FRAME_BYTES=100)
-def test_oversized_frame_is_refused(token_of):
-    token = token_of("analyst")
+def test_oversized_frame_is_refused(ticket_of):
+    ticket = ticket_of("analyst")
 
     async def scenario():
-        comm = socket(token)
+        comm = socket(ticket)
         await comm.connect(timeout=TIMEOUT)
         await comm.receive_json_from(timeout=TIMEOUT)  # hello
 
@@ -133,12 +132,12 @@ def test_oversized_frame_is_refused(token_of):
     run(scenario)
 
 
-def test_non_admin_may_not_broadcast(token_of):
-    token = token_of("analyst")
+def test_non_admin_may_not_broadcast(ticket_of):
+    ticket = ticket_of("analyst")
     text = f"not-allowed-{uuid.uuid4().hex}"
 
     async def scenario():
-        comm = socket(token)
+        comm = socket(ticket)
         await comm.connect(timeout=TIMEOUT)
         await comm.receive_json_from(timeout=TIMEOUT)  # hello
 
@@ -154,12 +153,12 @@ def test_non_admin_may_not_broadcast(token_of):
     run(scenario)
 
 
-def test_admin_broadcast_reaches_every_socket(token_of):
-    listener_token, admin_token = token_of("analyst"), token_of("admin")
+def test_admin_broadcast_reaches_every_socket(ticket_of):
+    listener_ticket, admin_ticket = ticket_of("analyst"), ticket_of("admin")
     text = f"hello-all-{uuid.uuid4().hex}"
 
     async def scenario():
-        listener, admin = socket(listener_token), socket(admin_token)
+        listener, admin = socket(listener_ticket), socket(admin_ticket)
         for comm in (listener, admin):
             assert (await comm.connect(timeout=TIMEOUT))[0]
             assert (await comm.receive_json_from(timeout=TIMEOUT))["type"] == "hello"

@@ -7,10 +7,9 @@ import uuid
 
 import pytest
 from asgiref.sync import sync_to_async
-from rest_framework.authtoken.models import Token
 
 from apps.core.tasks import core_ping_task
-from tests.core.ws import TIMEOUT, receive_until, run, socket
+from tests.core.ws import TIMEOUT, receive_until, run, socket, ticket_for
 
 pytestmark = pytest.mark.django_db
 
@@ -23,11 +22,11 @@ def test_apply_returns_text_and_pid():
 
 
 def test_task_relays_its_text_to_ping_sockets(make_user):
-    token = Token.objects.create(user=make_user("analyst")).key
+    ticket = ticket_for(make_user("analyst"))
     text = f"from-task-{uuid.uuid4().hex}"
 
     async def scenario():
-        comm = socket(token)
+        comm = socket(ticket)
         assert (await comm.connect(timeout=TIMEOUT))[0]
         await comm.receive_json_from(timeout=TIMEOUT)  # hello
 

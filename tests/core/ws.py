@@ -12,19 +12,26 @@ TIMEOUT = 5  # seconds per frame; generous for a loaded 2-core machine, never re
 ORIGIN = [(b"origin", b"http://testserver"), (b"host", b"testserver")]
 
 
-
-
 def run(scenario: Callable[[], Awaitable[None]]) -> None:
     """Runs an async scenario from a sync test; the consumer's DB calls come back to this
     thread, so they see the test's (uncommitted) rows."""
     async_to_sync(scenario)()
 
 
-def socket(token: str | None = None, headers: list[tuple[bytes, bytes]] | None = None, path: str = "/ws/ping/"):
+def ticket_for(user: Any, token: Any = None) -> str:
+    """A single-use socket ticket for ``user`` (bound to API token ``token`` when given), as
+    ``POST /api/auth/ws-ticket/`` would issue it."""
+    from apps.accounts.services import ws_ticket_create
+
+    return ws_ticket_create(user, token=token)
+
+
+def socket(ticket: str | None = None, headers: list[tuple[bytes, bytes]] | None = None, path: str = "/ws/ping/"):
+    """A communicator on ``path``, signed in by ``?ticket=`` when given (or by a cookie in ``headers``)."""
     from config.asgi import application
 
     return WebsocketCommunicator(
-        application, path + (f"?token={token}" if token else ""), headers=ORIGIN if headers is None else headers
+        application, path + (f"?ticket={ticket}" if ticket else ""), headers=ORIGIN if headers is None else headers
     )
 
 

@@ -17,6 +17,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from apps.accounts.services import DEMO_PASSWORD, demo_users_refusal
+
 
 class Command(BaseCommand):
     help = "Starts the ASGI server, a Celery worker and Celery beat (Ctrl-C stops all)."
@@ -29,9 +31,17 @@ class Command(BaseCommand):
 
     def handle(self, *args, host: str, port: int, no_demo: bool, no_beat: bool, **options):
         call_command("migrate", interactive=False, verbosity=0)
+        demo_users = False
         if not no_demo:
+            demo_refusal = demo_users_refusal(host)
             for command in settings.TRELLIS_DEMO_COMMANDS:
-                call_command(*command)
+                if command[0] != "create_demo_users":
+                    call_command(*command)
+                elif demo_refusal:
+                    self.stdout.write(self.style.WARNING(f"  demo users skipped: {demo_refusal}"))
+                else:
+                    call_command(*command, host=host)
+                    demo_users = True
         cores = os.cpu_count() or 1
         # Server and worker share the cores: each takes half, so neither starves the other.
         env = {**os.environ, "TRELLIS_TORCH_THREADS": os.environ.get("TRELLIS_TORCH_THREADS", str(max(1, cores // 2))),
@@ -39,8 +49,13 @@ class Command(BaseCommand):
         var = Path(settings.VAR_DIR)
         python = sys.executable
         commands = {
+            # --ws-max-size: uvicorn refuses bigger frames (close 1009) before buffering them (its
+            # default is 16 MiB). --no-proxy-headers: with no proxy in front, X-Forwarded-* from a
+            # local client must not rewrite the scheme or the client address.
             "web": [python, "-m", "uvicorn", "config.asgi:application", "--host", host, "--port", str(port),
-                    "--ws", "websockets", "--lifespan", "off", "--no-access-log"],
+                    "--ws", "websockets", "--ws-max-size", str(settings.WEBSOCKET_MAX_FRAME_BYTES),
+                    *([] if settings.TRELLIS_NUM_PROXIES else ["--no-proxy-headers"]),
+                    "--lifespan", "off", "--no-access-log"],
             "worker": [python, "-m", "celery", "-A", "config", "worker", "--loglevel", "INFO",
                        "--concurrency", "1", "--queues", f"default,{settings.CELERY_GPU_QUEUE or 'default'}",
                        "--hostname", "trellis@%h"],
@@ -48,14 +63,16 @@ class Command(BaseCommand):
         if not no_beat:
             commands["beat"] = [python, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO",
                                 "--schedule", str(var / "celerybeat-schedule")]
-        procs = {name: subprocess.Popen(cmd, env=env, cwd=settings.BASE_DIR, start_new_session=True)
+        # Fixed argv (this interpreter, fixed modules, settings values), no shell.
+        procs = {name: subprocess.Popen(cmd, env=env, cwd=settings.BASE_DIR, start_new_session=True)  # noqa: S603
                  for name, cmd in commands.items()}
         self.stdout.write(self.style.SUCCESS(f"\nTrellis is starting on http://{host}:{port}/"))
         self.stdout.write(f"  database: {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}, "
                           f"broker: {settings.CELERY_BROKER_URL.split('://')[0]}, "
                           f"channel layer: {settings.CHANNEL_LAYERS['default']['BACKEND'].rsplit('.', 1)[-1]}")
-        if not no_demo:
-            self.stdout.write("  demo logins (username / password): admin, agent, analyst, merchandiser / trellis-demo")
+        if demo_users:
+            self.stdout.write(f"  demo logins: admin, agent, analyst, merchandiser / {DEMO_PASSWORD}"
+                              " (unless a password was changed)")
         self.stdout.write("  Ctrl-C stops everything.\n")
         stopping = False
 
