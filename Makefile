@@ -26,8 +26,11 @@ browsers:  ## Debian's Chromium for the end-to-end tests
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
 
-lint: setup
+lint: setup  ## ruff (security rules included), bandit, import contracts, dependency audit, migrations
 	$(BIN)/ruff check .
+	$(BIN)/bandit -q -r apps ml config scripts -c pyproject.toml --severity-level medium
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/python scripts/dependency_audit.py
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
 test: setup browsers lint  ## lint, migrations check, then every test (real models included)
