@@ -1,9 +1,10 @@
 """Chat LM: streamed generation vs raw ``model.generate`` on the same prompts (greedy).
 
-Measures what the streaming path (chat template, worker thread, streamer, stop-string
-hold-back, gate) costs over calling ``generate`` directly: tokens/s of each, their ratio
-(goal: stream >= 0.9x raw), and the time to the first streamed piece (p50/p95). Raw and
-streamed runs alternate per prompt so that load from other processes hits both alike.
+Measures what the streaming path (chat template, gate, the continuous-batching decode loop
+with one lane job per step, incremental detokenising, stop-string hold-back) costs over
+calling ``generate`` directly, one stream at a time: tokens/s of each, their ratio (goal:
+stream >= 0.9x raw), and the time to the first streamed piece (p50/p95). Raw and streamed
+runs alternate per prompt so that load from other processes hits both alike.
 
     TRELLIS_TORCH_THREADS=2 python bench/bench_generate.py [--max-new-tokens 64] [--rounds 1]
 """
@@ -49,8 +50,8 @@ def _messages(prompt: str) -> list[dict[str, str]]:
 def raw_generate(lm: ChatLM, prompt: str, max_new_tokens: int) -> tuple[int, float, str]:
     """Tokens generated, seconds and text of one direct ``model.generate`` call.
 
-    It runs on the service's generation thread, as a server would: on CPU a second thread
-    computing in the same process brings a second OpenMP team that slows both.
+    It runs on the process's compute lane, as the server's own work does: on CPU a second
+    thread computing in the same process brings a second OpenMP team that slows both.
     """
     ids = torch.tensor([lm.prompt_ids(_messages(prompt), max_new_tokens)], device=lm.info.device)
 
@@ -65,7 +66,7 @@ def raw_generate(lm: ChatLM, prompt: str, max_new_tokens: int) -> tuple[int, flo
             )
 
     started = time.perf_counter()
-    out = lm.executor.submit(generate).result()
+    out = lm.lane.run(generate).result()
     seconds = time.perf_counter() - started
     new = out[0, ids.shape[1] :]
     return int(new.shape[0]), seconds, lm.tokenizer.decode(new, skip_special_tokens=True)

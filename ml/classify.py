@@ -24,6 +24,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ml.artifacts import ArtifactError, Manifest, write_manifest
+from ml.compute_lane import ComputeLane
+from ml.dynamic_batch import BatchStats, batcher_of
 
 if TYPE_CHECKING:
     from ml.registry import Registry
@@ -67,6 +69,35 @@ class TextEmbedder(Protocol):
     def embed(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray: ...
 
 
+class LaneBatchedPredict:
+    """Adds ``apredict``: ``predict`` on the compute lane, batched with concurrent callers.
+
+    ``predict`` itself keeps running on the caller's thread (Celery tasks, scripts).
+
+    Attributes:
+        lane: the compute lane of ``apredict``; None means the process-wide one.
+        version: the artifact version (set by the registry loader), for logs and stats.
+    """
+
+    lane: ComputeLane | None = None
+    version: str = ""
+
+    def predict(self, texts: Sequence[str], *, batch_size: int = 64) -> list[Prediction]:
+        raise NotImplementedError
+
+    async def apredict(self, texts: Sequence[str]) -> list[Prediction]:
+        """Classifies texts on the compute lane; one Prediction per text, in input order.
+
+        Raises:
+            TypeError: ``texts`` is one string or holds a non-string (nothing ran).
+        """
+        return await batcher_of(self, self.predict).submit(texts)
+
+    def batch_stats(self) -> BatchStats:
+        """Counters of ``apredict``'s batcher (batches run, requests, texts)."""
+        return batcher_of(self, self.predict).stats
+
+
 def _softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=1, keepdims=True)  # no overflow in exp
     exp = np.exp(shifted)
@@ -92,7 +123,7 @@ def _check_texts(texts: Sequence[str], batch_size: int) -> None:
 # -- fine-tuned transformer ------------------------------------------------------------
 
 
-class _LinearHeadClassifier:
+class _LinearHeadClassifier(LaneBatchedPredict):
     """``softmax(embed(text) @ weight.T + bias)`` over frozen, unit-length embeddings.
 
     Args:
@@ -177,11 +208,13 @@ def load_zeroshot_classifier(path: Path, manifest: Manifest, registry: Registry)
     missing = [label for label in order if label not in descriptions]
     if missing:
         raise ArtifactError(f"zeroshot-classifier at {path}: no description for {missing}")
-    return ZeroShotClassifier(
+    classifier = ZeroShotClassifier(
         registry.get("embedder"),
         {label: descriptions[label] for label in order},
         temperature=float(manifest.extra.get("temperature", 0.05)),
     )
+    classifier.version = manifest.version
+    return classifier
 
 
 class FewShotClassifier(_LinearHeadClassifier):
@@ -293,6 +326,8 @@ def load_fewshot_classifier(path: Path, manifest: Manifest, registry: Registry) 
     tensors = load_file(str(head))
     embedder = registry.get("embedder")
     try:
-        return FewShotClassifier(embedder, manifest.labels, tensors["weight"].numpy(), tensors["bias"].numpy())
+        classifier = FewShotClassifier(embedder, manifest.labels, tensors["weight"].numpy(), tensors["bias"].numpy())
     except (KeyError, ValueError) as exc:
         raise ArtifactError(f"fewshot-classifier at {path}: {exc}") from exc
+    classifier.version = manifest.version
+    return classifier

@@ -20,7 +20,9 @@ from sentence_transformers.util import batch_to_device
 
 from ml import devices
 from ml.artifacts import Manifest
+from ml.compute_lane import ComputeLane
 from ml.defaults import weights_dir
+from ml.dynamic_batch import BatchStats, batcher_of
 
 if TYPE_CHECKING:
     from ml.registry import Registry
@@ -41,9 +43,15 @@ def forward_batch_size(batch_size: int, info: devices.DeviceInfo) -> int:
 class Embedder:
     """Turns texts into unit-length vectors.
 
+    ``embed`` runs on the caller's thread (Celery tasks, scripts); async code awaits
+    ``aembed``, which runs on the compute lane and shares forward passes with concurrent
+    callers (``ml.dynamic_batch``).
+
     Args:
         weights: a SentenceTransformer folder (modules.json, weights, tokenizer).
         device_info: where to run; defaults to ``ml.devices.current()``.
+        version: the artifact version, for logs and stats.
+        lane: the compute lane of ``aembed``; the process-wide one if None.
 
     Attributes:
         model: the underlying ``SentenceTransformer``.
@@ -52,7 +60,16 @@ class Embedder:
         max_seq_length: longer texts are truncated to this many tokens.
     """
 
-    def __init__(self, weights: Path | str, *, device_info: devices.DeviceInfo | None = None) -> None:
+    def __init__(
+        self,
+        weights: Path | str,
+        *,
+        device_info: devices.DeviceInfo | None = None,
+        version: str = "",
+        lane: ComputeLane | None = None,
+    ) -> None:
+        self.version = version
+        self.lane = lane
         self.device_info = device_info or devices.current()
         self.model = SentenceTransformer(str(weights), device=self.device_info.device)
         self.model.eval()
@@ -108,6 +125,24 @@ class Embedder:
                 out[idx] = vectors.cpu().numpy()
         return out
 
+    async def aembed(self, texts: Sequence[str]) -> np.ndarray:
+        """``embed`` on the compute lane, batched with concurrent callers.
+
+        Args:
+            texts: the texts.
+
+        Returns:
+            float32 array of shape ``(len(texts), dim)``, each row of L2 norm 1.
+
+        Raises:
+            TypeError: ``texts`` is one string or holds a non-string (nothing ran).
+        """
+        return await batcher_of(self, self.embed).submit(texts)
+
+    def batch_stats(self) -> BatchStats:
+        """Counters of ``aembed``'s batcher (batches run, requests, texts)."""
+        return batcher_of(self, self.embed).stats
+
     def __repr__(self) -> str:
         return f"Embedder(dim={self.dim}, device={self.device_info.device!r})"
 
@@ -124,4 +159,4 @@ def load_embedder(path: Path, manifest: Manifest, registry: Registry) -> Embedde
         The loaded Embedder.
     """
     del registry
-    return Embedder(weights_dir(path, manifest))
+    return Embedder(weights_dir(path, manifest), version=manifest.version)

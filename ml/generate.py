@@ -1,11 +1,12 @@
-"""The chat LM: GGUF conversion, loading, and streamed generation behind a bounded gate.
+"""The chat LM: loading, prompts, and streamed generation through the shared decode loop.
 
-``stream(messages)`` renders the chat template, runs ``model.generate`` in a worker thread
-and yields text pieces as they are decoded (``AsyncTextIteratorStreamer``). Generation
-stops at a stop string, at ``max_new_tokens``, at end of turn, or as soon as the consumer
-stops listening: closing the async generator sets a ``threading.Event`` that a
-``StoppingCriteria`` checks after every token, so an abandoned reply costs at most one
-more token of compute. Each ``ChatLM`` has one ``GenerationGate`` (see ``ml.lm_gate``).
+``stream(messages)`` renders the chat template, waits for a slot at the model's
+``GenerationGate`` and hands the prompt to the model's ``DecodeLoop`` (``ml.batch_decode``),
+which prefills it on the compute lane and then decodes it in one continuous batch with
+every other active stream. Text pieces come back as they are decoded. Generation stops at
+a stop string, at ``max_new_tokens``, at end of turn, or as soon as the consumer stops
+listening: closing the async generator sets the sequence's cancel flag, which the loop
+checks before every step, so an abandoned reply costs at most one more step.
 """
 
 from __future__ import annotations
@@ -13,40 +14,38 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import shutil
 import statistics
-import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from transformers import (
-    AutoModelForCausalLM,
-    AutoTokenizer,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-    StoppingCriteriaList,
-)
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from ml import devices
-from ml.artifacts import MANIFEST, ArtifactError, Manifest
+from ml.artifacts import ArtifactError, Manifest
+from ml.batch_decode import DecodeLoop, Finished, SamplingParams
+from ml.compute_lane import ComputeLane, default_lane
+from ml.cpu_linear import use_skinny_linears
 from ml.defaults import weights_dir
-from ml.lm_gate import BusyError, GenerationGate, QueueCallback
-from ml.lm_stream import GenerationStats, LoopSafeStreamer, StopWhenSet, held_back, stop_index
+from ml.lm_artifacts import CHATML_END, convert_gguf, publish_dir, write_dir_atomically
+from ml.lm_gate import BusyError, GenerationGate, QueueCallback, default_concurrency
+from ml.lm_stream import GenerationStats
 
 if TYPE_CHECKING:
     from ml.registry import Registry
 
 __all__ = [
+    "CHATML_END",
     "BusyError",
     "ChatLM",
     "GenerationGate",
     "GenerationStats",
+    "SamplingParams",
     "convert_gguf",
     "load_chat_lm",
     "publish_dir",
@@ -54,97 +53,18 @@ __all__ = [
 ]
 
 ROLES = frozenset({"system", "user", "assistant"})
-# ChatML markers of SmolLM2; the GGUF metadata names <|im_start|> as eos, which would make
-# generate() run past the end of the assistant's turn.
-CHATML_END = "<|im_end|>"
-
-
-def publish_dir(staging: Path, target: Path) -> None:
-    """Moves a fully written staging folder into place so no reader sees half of it.
-
-    A missing ``target`` is replaced by one atomic rename. An existing one first loses its
-    manifest (so it no longer looks complete), then gets each file by ``os.replace``; the
-    caller writes the new manifest last.
-
-    Args:
-        staging: a folder on the same filesystem as ``target``.
-        target: the artifact directory.
-    """
-    if not target.exists():
-        os.replace(staging, target)
-        return
-    (target / MANIFEST).unlink(missing_ok=True)
-    for entry in staging.iterdir():
-        dest = target / entry.name
-        if dest.is_dir() and not dest.is_symlink():
-            shutil.rmtree(dest)
-        os.replace(entry, dest)
-    staging.rmdir()
-
-
-def write_dir_atomically(target: Path, write: Callable[[Path], None]) -> None:
-    """Has ``write`` fill a staging folder beside ``target``, then publishes it.
-
-    A crash while writing leaves only a hidden ``.<name>-*`` folder, never a ``target``
-    that looks complete (the caller writes the manifest after this returns).
-
-    Args:
-        target: the artifact directory.
-        write: fills the folder it is given.
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
-    try:
-        staging.chmod(0o755)  # mkdtemp makes it owner-only; workers may run as other users
-        write(staging)
-        publish_dir(staging, target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-
-
-def convert_gguf(gguf_path: Path, out_dir: Path) -> None:
-    """Dequantises a GGUF chat model once into a safetensors (fp32) folder.
-
-    The GGUF load takes ~20 s; the folder loads in ~0.3 s after. The tokenizer keeps the
-    ChatML chat template; its special tokens are corrected (eos = pad = ``<|im_end|>``, no
-    automatic BOS), matching the original SmolLM2-Instruct tokenizer.
-
-    Args:
-        gguf_path: the ``.gguf`` file.
-        out_dir: the folder to create; the caller writes its manifest afterwards.
-    """
-    gguf_path, out_dir = Path(gguf_path), Path(out_dir)
-    if not gguf_path.is_file():
-        raise ArtifactError(f"GGUF file {gguf_path} is missing")
-    folder, name = str(gguf_path.parent), gguf_path.name
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
-    if CHATML_END in tokenizer.get_vocab():
-        tokenizer.eos_token = CHATML_END
-        tokenizer.pad_token = CHATML_END
-        if model.generation_config is not None:
-            model.generation_config.eos_token_id = tokenizer.eos_token_id
-            model.generation_config.pad_token_id = tokenizer.eos_token_id
-    if hasattr(tokenizer, "add_bos_token"):
-        tokenizer.add_bos_token = False  # the chat template writes <|im_start|> itself
-
-    def write(staging: Path) -> None:
-        model.save_pretrained(staging, safe_serialization=True)
-        tokenizer.save_pretrained(staging)
-
-    write_dir_atomically(out_dir, write)
 
 
 class ChatLM:
-    """A causal LM with its tokenizer, chat template, device and admission gate.
+    """A causal LM with its tokenizer, chat template, device, admission gate and decode loop.
 
     Args:
         model: the loaded causal LM (already on its device, in eval mode).
         tokenizer: its tokenizer, with a chat template.
         version: the artifact version, for logs and stats.
-        gate: admission gate; a fresh ``GenerationGate()`` (env-configured) by default.
+        gate: admission gate; by default one of ``default_concurrency(device)`` slots.
         info: device profile; ``ml.devices.current()`` by default.
+        lane: the compute lane all its torch work runs on; the process-wide one if None.
     """
 
     def __init__(
@@ -155,23 +75,27 @@ class ChatLM:
         version: str = "",
         gate: GenerationGate | None = None,
         info: devices.DeviceInfo | None = None,
+        lane: ComputeLane | None = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.version = version
-        self.gate = gate or GenerationGate()
         self.info = info or devices.current()
+        self.gate = gate or GenerationGate(max_concurrent=default_concurrency(self.info.is_gpu))
+        self._lane = lane
+        self.decoder = DecodeLoop(model, tokenizer, info=self.info, lane=lane)
         self.context_tokens = int(getattr(model.config, "max_position_embeddings", 2048))
         self._stats_lock = threading.Lock()
         self._requests = 0
         self._tokens = 0
         self._busy_s = 0.0
         self._first_pieces: deque[float] = deque(maxlen=200)  # seconds, recent requests
-        # Every generate runs on these long-lived threads. On CPU each thread that computes
-        # gets its own OpenMP team; a second team (a fresh thread per request, or the caller's
-        # thread) spins against the first and cut 2-thread decoding from 22 to 15 tokens/s here.
-        self.executor = ThreadPoolExecutor(max_workers=self.gate.max_concurrent, thread_name_prefix="chat-lm")
-        self.last_run: Future[None] | None = None  # latest generate job (tests, debugging)
+        self.last_run: Future[str] | None = None  # latest sequence's ``done`` (tests, debugging)
+
+    @property
+    def lane(self) -> ComputeLane:
+        """The compute lane its prefill and decode steps run on."""
+        return self._lane if self._lane is not None else default_lane()
 
     # -- prompt ----------------------------------------------------------------------
     def prompt_ids(self, messages: list[dict[str, str]], max_new_tokens: int) -> list[int]:
@@ -198,19 +122,6 @@ class ChatLM:
                 raise ValueError(f"prompt of {len(ids)} tokens leaves no room for {max_new_tokens} new tokens")
             del kept[turns[0]]
 
-    def _generate_kwargs(self, max_new_tokens: int, temperature: float, top_p: float) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {
-            "max_new_tokens": max_new_tokens,
-            "pad_token_id": self.tokenizer.pad_token_id
-            if self.tokenizer.pad_token_id is not None
-            else self.tokenizer.eos_token_id,
-        }
-        if temperature > 0:
-            kwargs.update(do_sample=True, temperature=temperature, top_p=top_p)
-        else:
-            kwargs.update(do_sample=False)
-        return kwargs
-
     # -- generation ------------------------------------------------------------------
     async def stream(
         self,
@@ -222,8 +133,12 @@ class ChatLM:
         stop: Sequence[str] = (),
         on_queued: QueueCallback | None = None,
         stats: GenerationStats | None = None,
+        seed: int | None = None,
     ) -> AsyncIterator[str]:
         """Yields the assistant's reply in pieces as it is generated.
+
+        Bad input and a full queue raise from the first ``__anext__``, before any text, so
+        an HTTP layer can still answer with a 4xx/429 status.
 
         Args:
             messages: chat turns ``{"role": "system"|"user"|"assistant", "content": ...}``.
@@ -234,97 +149,57 @@ class ChatLM:
                 yielded.
             on_queued: called with the queue position (1 = next) while waiting at the gate.
             stats: filled with this call's figures if given.
+            seed: makes sampling reproducible (ignored when greedy).
 
         Yields:
             Non-empty text pieces, in order.
 
         Raises:
             BusyError: the gate's queue is full.
-            ValueError: malformed messages or no room for the reply.
-            RuntimeError: generation failed in the worker thread.
+            ValueError: malformed messages or parameters, or no room for the reply.
+            RuntimeError: generation failed in the decode loop.
         """
-        if max_new_tokens < 1:
-            raise ValueError("max_new_tokens must be >= 1")
+        params = SamplingParams(
+            max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed, stop=tuple(stop)
+        )
         stats = stats if stats is not None else GenerationStats()
-        stops = [s for s in stop if s]
         started = time.perf_counter()
         ids = self.prompt_ids(messages, max_new_tokens)
         stats.prompt_tokens = len(ids)
         await self.gate.acquire(on_queued)
         stats.queued_s = time.perf_counter() - started
-        cancel = threading.Event()
-        criterion = StopWhenSet(cancel, len(ids), stats)
-        failure: list[BaseException] = []
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[str | Finished] = asyncio.Queue()
+
+        def sink(event: str | Finished) -> None:  # lane thread -> this loop
+            loop.call_soon_threadsafe(events.put_nowait, event)
+
         try:
-            streamer = LoopSafeStreamer(self.tokenizer, cancel)
-            run = self.executor.submit(
-                self._run_generate, ids, streamer, criterion, failure,
-                self._generate_kwargs(max_new_tokens, temperature, top_p),
-            )
+            seq = self.decoder.submit(ids, params, sink=sink, stats=stats, release=self.gate.release)
         except BaseException:
-            self.gate.release()  # the worker never started, so it cannot release
+            self.gate.release()  # the loop never saw it, so it cannot release
             raise
-        self.last_run = run
-        pending, finished = "", False
+        self.last_run = seq.done
+        finished = False
         try:
-            async for piece in streamer:
-                pending += piece
-                cut = stop_index(pending, stops)
-                if cut is not None:
-                    cancel.set()
-                    stats.finish_reason, pending, finished = "stop", pending[:cut], True
-                    break
-                keep = held_back(pending, stops)
-                ready, pending = pending[: len(pending) - keep], pending[len(pending) - keep :]
-                if ready:
+            while True:
+                event = await events.get()
+                if isinstance(event, str):
                     if stats.first_piece_s is None:
                         stats.first_piece_s = time.perf_counter() - started
-                    yield ready
-            else:
+                    yield event
+                    continue
                 finished = True
-            if failure:
-                stats.finish_reason = "error"
-                raise RuntimeError(f"generation failed: {failure[0]}") from failure[0]
-            if pending:
-                if stats.first_piece_s is None:
-                    stats.first_piece_s = time.perf_counter() - started
-                yield pending
-            # The text is all out; wait the last step (at most one token) so that, once the
-            # stream ends, the gate slot is free and the token count is final.
-            await asyncio.wrap_future(run)
+                stats.finish_reason = event.reason
+                if event.error is not None:
+                    raise RuntimeError(f"generation failed: {event.error}") from event.error
+                break
         finally:
-            cancel.set()  # consumer gone (closed, cancelled, error) or done: stop the worker
-            if not finished:
+            if not finished:  # consumer gone (closed, cancelled, error): leave the batch
+                seq.cancel()
                 stats.finish_reason = "cancelled"
-            elif not stats.finish_reason:
-                stats.finish_reason = "length" if criterion.generated >= max_new_tokens else "eos"
             stats.total_s = time.perf_counter() - started
             self._record(stats)
-
-    def _run_generate(
-        self,
-        ids: list[int],
-        streamer: LoopSafeStreamer,
-        criterion: StopWhenSet,
-        failure: list[BaseException],
-        kwargs: dict[str, Any],
-    ) -> None:
-        """Worker thread: runs ``generate`` and frees the gate slot when the compute ends."""
-        try:
-            input_ids = torch.tensor([ids], dtype=torch.long, device=self.info.device)
-            with devices.inference_context(self.info):  # inference mode is per thread
-                self.model.generate(  # type: ignore[operator]
-                    input_ids=input_ids,
-                    attention_mask=torch.ones_like(input_ids),
-                    streamer=streamer,
-                    stopping_criteria=StoppingCriteriaList([criterion]),
-                    **kwargs,
-                )
-        except BaseException as exc:  # noqa: BLE001 - reported to the consumer, not lost in a thread
-            failure.append(exc)
-            streamer.end()  # unblocks the consumer
-        finally:
-            self.gate.release()
 
     async def complete(self, messages: list[dict[str, str]], **kwargs: Any) -> str:
         """The whole reply as one string (``stream`` joined)."""
@@ -361,7 +236,7 @@ class ChatLM:
                 self._first_pieces.append(stats.first_piece_s)
 
     def stats(self) -> dict[str, Any]:
-        """Totals since load: requests, tokens, tokens/s, time to first piece, queue."""
+        """Totals since load: requests, tokens, tokens/s per stream, first piece, queue, batch."""
         with self._stats_lock:
             firsts = sorted(self._first_pieces)
             return {
@@ -374,13 +249,15 @@ class ChatLM:
                 "active": self.gate.active,
                 "waiting": self.gate.waiting,
                 "busy_rejections": self.gate.rejected,
+                "max_concurrent": self.gate.max_concurrent,
+                **self.decoder.stats(),
             }
 
 
 def _load_tokenizer(*folders: Path) -> PreTrainedTokenizerBase:
     for folder in folders:
         if (folder / "tokenizer_config.json").is_file():
-            return AutoTokenizer.from_pretrained(folder)
+            return AutoTokenizer.from_pretrained(folder)  # nosec B615  # local artifact folder, not a hub id
     raise ArtifactError(f"no tokenizer in {', '.join(map(str, folders))}")
 
 
@@ -413,14 +290,16 @@ def load_chat_lm(path: Path, manifest: Manifest, registry: Registry | None = Non
         if not (base_dir / "config.json").is_file():
             raise ArtifactError(f"base model folder {base_dir} of LoRA artifact {path} is missing")
         # Merge in fp32 (exact), then cast to the serving dtype.
-        base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+        base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)  # nosec B615  # checked local folder
         model = PeftModel.from_pretrained(base, path).merge_and_unload()
         tokenizer = _load_tokenizer(path, base_dir)
     else:
         folder = weights_dir(path, manifest)
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=info.dtype)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=info.dtype)  # nosec B615  # local artifact folder
         tokenizer = _load_tokenizer(folder)
     if tokenizer.chat_template is None:
         raise ArtifactError(f"the tokenizer of {path} has no chat template")
     model = model.to(device=info.device, dtype=info.dtype).eval()
+    if not info.is_gpu and os.environ.get("TRELLIS_LM_SKINNY", "1") != "0":
+        use_skinny_linears(model)  # 2-3x faster batched decode steps on CPU (ml.cpu_linear)
     return ChatLM(model, tokenizer, version=manifest.version, info=info)

@@ -19,7 +19,14 @@ import torch
 
 from ml import devices
 from ml.artifacts import ArtifactError, Manifest
-from ml.classify import CPU_MICRO_BATCH, DEFAULT_MAX_LENGTH, Prediction, _check_texts, _predictions
+from ml.classify import (
+    CPU_MICRO_BATCH,
+    DEFAULT_MAX_LENGTH,
+    LaneBatchedPredict,
+    Prediction,
+    _check_texts,
+    _predictions,
+)
 from ml.defaults import weights_dir
 
 if TYPE_CHECKING:
@@ -74,7 +81,7 @@ def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
         return quantize_dynamic(model, spec, dtype=torch.qint8, inplace=True)
 
 
-class SequenceClassifier:
+class SequenceClassifier(LaneBatchedPredict):
     """A fine-tuned ``AutoModelForSequenceClassification`` with batched, sorted inference.
 
     Args:
@@ -84,6 +91,7 @@ class SequenceClassifier:
         max_length: texts are truncated to this many tokens.
         device_info: where the model runs; defaults to ``ml.devices.current()``.
         is_int8: whether ``model`` is already dynamically quantised.
+        version: the artifact version, for logs and stats.
     """
 
     def __init__(
@@ -95,6 +103,7 @@ class SequenceClassifier:
         max_length: int = DEFAULT_MAX_LENGTH,
         device_info: devices.DeviceInfo | None = None,
         is_int8: bool = False,
+        version: str = "",
     ) -> None:
         num_labels = getattr(getattr(model, "config", None), "num_labels", len(labels))
         if num_labels != len(labels):
@@ -105,6 +114,7 @@ class SequenceClassifier:
         self.max_length = max_length
         self.device_info = device_info or devices.current()
         self.is_int8 = is_int8
+        self.version = version
         # A fast tokenizer shared by threads can fail with "Already borrowed" when its
         # padding/truncation state is touched concurrently; tokenising is ~0.1 ms a text.
         self._tokenizer_lock = threading.Lock()
@@ -168,6 +178,7 @@ class SequenceClassifier:
             max_length=self.max_length,
             device_info=_cpu_fp32(),
             is_int8=True,
+            version=self.version,
         )
 
     def __repr__(self) -> str:
@@ -196,7 +207,7 @@ def _load_lora_model(path: Path, manifest: Manifest, labels: list[str]) -> torch
     base = Path(manifest.base_model) if manifest.base_model else None
     if base is None or not base.is_dir():
         raise ArtifactError(f"lora-classifier at {path}: base_model {manifest.base_model!r} is not a local directory")
-    model = AutoModelForSequenceClassification.from_pretrained(
+    model = AutoModelForSequenceClassification.from_pretrained(  # nosec B615  # `base`: checked local directory
         str(base),
         num_labels=len(labels),
         id2label=dict(enumerate(labels)),
@@ -231,11 +242,12 @@ def load_sequence_classifier(path: Path, manifest: Manifest, registry: Registry)
             raise ArtifactError(f"lora-classifier at {path} has no labels in its manifest")
         model = _load_lora_model(path, manifest, labels)
         has_tokenizer = (path / "tokenizer_config.json").is_file()
-        tokenizer = AutoTokenizer.from_pretrained(str(path if has_tokenizer else manifest.base_model))
+        tokenizer_dir = str(path if has_tokenizer else manifest.base_model)
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)  # nosec B615  # local folders (base checked above)
     else:
-        source = weights_dir(path, manifest)
-        model = AutoModelForSequenceClassification.from_pretrained(str(source))
-        tokenizer = AutoTokenizer.from_pretrained(str(source))
+        source = str(weights_dir(path, manifest))
+        model = AutoModelForSequenceClassification.from_pretrained(source)  # nosec B615  # local artifact folder
+        tokenizer = AutoTokenizer.from_pretrained(source)  # nosec B615  # local artifact folder, not a hub id
         if not labels:
             id2label = model.config.id2label
             labels = [id2label[i] for i in range(model.config.num_labels)]
@@ -245,7 +257,9 @@ def load_sequence_classifier(path: Path, manifest: Manifest, registry: Registry)
     else:
         model.to(info.device, dtype=info.dtype)
     max_length = int(manifest.extra.get("max_length", DEFAULT_MAX_LENGTH))
-    return SequenceClassifier(model, tokenizer, labels, max_length=max_length, device_info=info, is_int8=is_int8)
+    return SequenceClassifier(
+        model, tokenizer, labels, max_length=max_length, device_info=info, is_int8=is_int8, version=manifest.version
+    )
 
 
 # -- embedding-based classifiers -------------------------------------------------------

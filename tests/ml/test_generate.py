@@ -33,8 +33,9 @@ def lm(registry) -> ChatLM:
 
 
 def _join_worker(lm: ChatLM, timeout: float = 120.0) -> None:
-    # A generous bound so a slow shared machine does not fail the test; a worker that
-    # ignored the cancellation would still be running 200 tokens later.
+    # Waits until the latest sequence has left the decode loop. A generous bound so a slow
+    # shared machine does not fail the test; a sequence that ignored the cancellation
+    # would still be decoding 200 tokens later.
     run = lm.last_run
     assert run is not None
     futures.wait([run], timeout)
@@ -160,6 +161,36 @@ def test_bad_messages_are_rejected(lm):
         lm.generate_text([])
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_new_tokens": 0}, "max_new_tokens"),
+        ({"temperature": -0.5}, "temperature"),
+        ({"temperature": float("nan")}, "temperature"),
+        ({"temperature": 0.7, "top_p": 0.0}, "top_p"),
+        ({"stop": ["ok", 3]}, "stop"),
+    ],
+)
+def test_bad_sampling_parameters_are_rejected_before_any_work(lm, kwargs, message):
+    steps = lm.decoder.steps
+    with pytest.raises(ValueError, match=message):
+        lm.generate_text(CAPITAL, **kwargs)
+    assert lm.decoder.steps == steps
+    assert lm.gate.active == 0
+
+
+def test_gate_size_defaults_by_device_and_follows_the_environment(monkeypatch):
+    from ml.lm_gate import CPU_CONCURRENCY, GPU_CONCURRENCY, default_concurrency
+
+    monkeypatch.delenv("TRELLIS_LM_CONCURRENCY", raising=False)
+    assert default_concurrency(False) == CPU_CONCURRENCY == 8
+    assert default_concurrency(True) == GPU_CONCURRENCY == 32
+    assert GenerationGate().max_waiting == 8
+    monkeypatch.setenv("TRELLIS_LM_CONCURRENCY", "3")
+    assert default_concurrency(True) == 3
+    assert GenerationGate().max_concurrent == 3
+
+
 # -- cancellation ---------------------------------------------------------------------
 def test_closing_the_stream_stops_generation(lm):
     stats = GenerationStats()
@@ -174,9 +205,11 @@ def test_closing_the_stream_stops_generation(lm):
 
     _join_worker(lm)
     assert lm.last_run.done()
-    assert stats.tokens < 50  # far below 200: the worker noticed the close
+    assert lm.last_run.result() == "cancelled"
+    assert stats.tokens < 50  # far below 200: the loop dropped it at the next step
     assert stats.finish_reason == "cancelled"
     assert lm.gate.active == 0
+    assert lm.decoder.rows == 0
 
 
 def test_breaking_out_without_closing_stops_generation(lm):
@@ -306,7 +339,7 @@ def test_streams_share_the_gate_of_their_model(lm):
         await asyncio.wait_for(queued.wait(), 30)
         with pytest.raises(BusyError):
             await gated.complete(CAPITAL, max_new_tokens=5)
-        await first.aclose()  # the first caller leaves: its worker stops and frees the slot
+        await first.aclose()  # the first caller leaves: the loop drops it and frees the slot
         return positions, await asyncio.wait_for(second_text, 120)
 
     positions, text = asyncio.run(scenario())
