@@ -82,10 +82,10 @@
     });
   }
 
-  function cell(tag, text, style) {
+  function cell(tag, text, className) {
     var node = document.createElement(tag);
     node.textContent = text;
-    if (style) node.setAttribute("style", style);
+    if (className) node.className = className;
     return node;
   }
 
@@ -113,8 +113,9 @@
       tr.appendChild(cell("th", labels[row] !== undefined ? labels[row] : String(row)));
       var total = counts.reduce(function (a, b) { return a + b; }, 0) || 1;
       counts.forEach(function (n, col) {
-        var rgb = row === col ? "28,138,74" : "192,57,43";
-        tr.appendChild(cell("td", String(n), "background:rgba(" + rgb + "," + (n / total).toFixed(2) + ")"));
+        // Same shade classes as templates/mlops/_confusion_matrix.html: share of the row in tenths.
+        var shade = Math.round((n / total) * 10);
+        tr.appendChild(cell("td", String(n), "cm-" + (row === col ? "ok" : "bad") + "-" + shade));
       });
       tbody.appendChild(tr);
     });

@@ -139,23 +139,31 @@ def start_process(tmp_path) -> Iterator[Callable[..., Server]]:
         _stop(server.proc)
 
 
-def get_json(url: str, timeout: float = 10) -> tuple[int, dict]:
+def get_json(url: str, timeout: float = 10, headers: dict[str, str] | None = None) -> tuple[int, dict]:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=timeout) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"{}")
 
 
-def post_json(url: str, payload: dict, timeout: float = 10) -> tuple[int, dict]:
+def post_json(url: str, payload: dict, timeout: float = 10, headers: dict[str, str] | None = None) -> tuple[int, dict]:
     request = urllib.request.Request(
-        url, data=json.dumps(payload).encode(), method="POST", headers={"Content-Type": "application/json"}
+        url, data=json.dumps(payload).encode(), method="POST",
+        headers={"Content-Type": "application/json", **(headers or {})},
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"{}")
+
+
+def ws_ticket(server_url: str, token: str) -> str:
+    """A single-use WebSocket ticket from ``server_url``, paid for with API token ``token``."""
+    status, body = post_json(server_url + "/api/auth/ws-ticket/", {}, headers={"Authorization": f"Token {token}"})
+    assert status == 200, body
+    return body["ticket"]
 
 
 def wait_for_healthz(server: Server, timeout: float = START_TIMEOUT) -> dict:
@@ -178,6 +186,9 @@ def wait_for_healthz(server: Server, timeout: float = START_TIMEOUT) -> dict:
 
 
 def uvicorn_argv(port: int) -> list[str]:
+    """uvicorn as ``run_suite`` starts it (frame limit, no proxy headers), on ``port``."""
+    from django.conf import settings
+
     return [
         PYTHON,
         "-m",
@@ -187,6 +198,11 @@ def uvicorn_argv(port: int) -> list[str]:
         "127.0.0.1",
         "--port",
         str(port),
+        "--ws",
+        "websockets",
+        "--ws-max-size",
+        str(settings.WEBSOCKET_MAX_FRAME_BYTES),
+        "--no-proxy-headers",
         "--lifespan",
         "off",
     ]

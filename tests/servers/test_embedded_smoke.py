@@ -10,7 +10,16 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from tests.servers.conftest import child_env, free_port, post_json, run_async, uvicorn_argv, wait_for_healthz
+from tests.servers.conftest import (
+    child_env,
+    free_port,
+    get_json,
+    post_json,
+    run_async,
+    uvicorn_argv,
+    wait_for_healthz,
+    ws_ticket,
+)
 
 pytestmark = [pytest.mark.servers, pytest.mark.timeout(300)]
 
@@ -32,9 +41,13 @@ async def _recv(ws) -> dict:
 
 
 def test_healthz_reports_the_embedded_default(embedded_server):
-    checks = embedded_server.health["checks"]
-
     assert embedded_server.health["status"] == "ok"
+    assert "detail" not in json.dumps(embedded_server.health)  # anonymous: ok flags only
+    _, login = post_json(embedded_server.url + "/api/auth/token/", {"username": "admin", "password": "trellis-demo"})
+    status, health = get_json(embedded_server.url + "/healthz", headers={"Authorization": f"Token {login['token']}"})
+    checks = health["checks"]
+
+    assert status == 200
     assert all(check["ok"] for check in checks.values()), checks
     assert checks["database"]["detail"] == "sqlite"
     assert checks["cache"]["detail"] == "LocMemCache"
@@ -47,7 +60,7 @@ def test_token_login_then_websocket_hello_and_pong(embedded_server):
         embedded_server.url + "/api/auth/token/", {"username": "analyst", "password": "trellis-demo"}
     )
     assert status == 200, body
-    uri = f"ws://127.0.0.1:{embedded_server.port}/ws/ping/?token={body['token']}"
+    uri = f"ws://127.0.0.1:{embedded_server.port}/ws/ping/?ticket={ws_ticket(embedded_server.url, body['token'])}"
 
     async def scenario():
         # AllowedHostsOriginValidator wants an Origin whose host is in ALLOWED_HOSTS (any port).
@@ -69,7 +82,7 @@ def test_token_login_then_websocket_hello_and_pong(embedded_server):
 @pytest.mark.parametrize("origin", [None, "http://evil.example"], ids=["no-origin", "foreign-origin"])
 def test_websocket_without_an_allowed_origin_is_refused(embedded_server, origin):
     _, body = post_json(embedded_server.url + "/api/auth/token/", {"username": "analyst", "password": "trellis-demo"})
-    uri = f"ws://127.0.0.1:{embedded_server.port}/ws/ping/?token={body['token']}"
+    uri = f"ws://127.0.0.1:{embedded_server.port}/ws/ping/?ticket={ws_ticket(embedded_server.url, body['token'])}"
 
     async def scenario():
         with pytest.raises(InvalidStatus) as refused:

@@ -13,11 +13,13 @@ from websockets.asyncio.client import connect
 from tests.servers.conftest import (
     child_env,
     free_port,
+    get_json,
     needs_redis,
     run_async,
     shared_database_url,
     uvicorn_argv,
     wait_for_healthz,
+    ws_ticket,
 )
 
 pytestmark = [
@@ -32,7 +34,7 @@ FRAME_TIMEOUT = 15  # seconds
 
 
 @pytest.fixture
-def two_nodes(start_process, tmp_path):
+def two_nodes(start_process, tmp_path, tokens):
     """Servers A and B: same REDIS_URL and test database, different TRELLIS_SERVER_NAME."""
     suffix = uuid.uuid4().hex[:6]
     nodes = {}
@@ -46,17 +48,18 @@ def two_nodes(start_process, tmp_path):
         }
         nodes[label] = start_process(f"uvicorn-{label}", uvicorn_argv(port), env, port=port)
     for server in nodes.values():
-        health = wait_for_healthz(server)
-        assert health["checks"]["channel_layer"]["detail"] == "RedisChannelLayer"
+        wait_for_healthz(server)
+        _, health = get_json(server.url + "/healthz", headers={"Authorization": f"Token {tokens['admin']}"})
+        assert health["checks"]["channel_layer"]["detail"] == "RedisChannelLayer"  # details: admins only
         assert health["checks"]["database"]["detail"] == "postgresql"
     return nodes["a"], nodes["b"], suffix
 
 
 @pytest.fixture
 def tokens(make_user):
-    from rest_framework.authtoken.models import Token
+    from apps.accounts.services import token_create
 
-    return {role: Token.objects.create(user=make_user(role)).key for role in ("admin", "analyst")}
+    return {role: token_create(make_user(role))[1] for role in ("admin", "analyst")}
 
 
 async def _recv(ws) -> dict:
@@ -79,15 +82,18 @@ def test_broadcast_on_one_server_reaches_a_socket_on_the_other(two_nodes, tokens
     node_a, node_b, suffix = two_nodes
     from_a, from_outside = f"hello-from-A-{suffix}", f"from-the-test-process-{suffix}"
 
+    # Each socket opens with a ticket from the server it connects to, paid for with a token.
+    ticket_b, ticket_a = ws_ticket(node_b.url, tokens["analyst"]), ws_ticket(node_a.url, tokens["admin"])
+
     async def scenario():
         async with (
             connect(
-                f"ws://127.0.0.1:{node_b.port}/ws/ping/?token={tokens['analyst']}",
+                f"ws://127.0.0.1:{node_b.port}/ws/ping/?ticket={ticket_b}",
                 origin=node_b.url,
                 open_timeout=FRAME_TIMEOUT,
             ) as x,
             connect(
-                f"ws://127.0.0.1:{node_a.port}/ws/ping/?token={tokens['admin']}",
+                f"ws://127.0.0.1:{node_a.port}/ws/ping/?ticket={ticket_a}",
                 origin=node_a.url,
                 open_timeout=FRAME_TIMEOUT,
             ) as y,
