@@ -158,10 +158,11 @@ def bench_embeds(embedder, rounds: int) -> list[tuple[str, ...]]:
 
 # -- numerics -----------------------------------------------------------------------------
 def bench_numerics(lm: ChatLM, max_new_tokens: int) -> list[tuple[str, ...]]:
-    """Solo vs left-padded batches of 4: differing replies, teacher-forced logit drift."""
+    """Solo vs batches of 4 (prefilled together, decoded left-padded): differing replies, and
+    the next-token logit drift teacher-forced on the solo tokens."""
     import torch
 
-    from ml.kv_batch import BatchKV, prefill
+    from ml.kv_batch import BatchKV, prefill, prefill_group
 
     prompts = [lm.prompt_ids([{"role": "user", "content": q}], max_new_tokens) for q in QUESTIONS]
     prompts += [lm.prompt_ids(_story(i), max_new_tokens) for i in range(8)]
@@ -169,11 +170,15 @@ def bench_numerics(lm: ChatLM, max_new_tokens: int) -> list[tuple[str, ...]]:
     def decode(group: list[list[int]], forced: list[list[int]] | None) -> tuple[list[list[int]], list[torch.Tensor]]:
         kv = BatchKV(lm.model.device)
         tokens, logits_seen = [], []
-        for ids in group:
+        if len(group) == 1:  # alone, as a lone stream is prefilled
             cache = BatchKV.new_cache()
-            first = prefill(lm.model, cache, ids, 0)
-            kv.add(cache, len(ids))
+            first = prefill(lm.model, cache, group[0], 0)
+            kv.add(cache)
             tokens.append([int(first.argmax())])
+        else:  # together, left-padded, as streams that arrive together are prefilled
+            cache, mask, firsts = prefill_group(lm.model, group, pad_id=0)
+            kv.add(cache, mask)
+            tokens.extend([int(t)] for t in firsts.argmax(dim=-1).tolist())
         positions = [len(ids) for ids in group]
         for step in range(max_new_tokens - 1):
             feed = [f[step] for f in forced] if forced else [t[-1] for t in tokens]

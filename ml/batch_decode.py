@@ -138,7 +138,13 @@ class DecodeLoop:
         )
         with self._waiting_lock:
             self._waiting.append(seq)
-        self.lane.run(self._admit)
+        try:
+            self.lane.run(self._admit)
+        except BaseException:  # lane shut down: the caller releases its slot itself
+            with self._waiting_lock:
+                if seq in self._waiting:
+                    self._waiting.remove(seq)
+            raise
         return seq
 
     # -- lane jobs ---------------------------------------------------------------------

@@ -145,8 +145,8 @@ class ChatLM:
             max_new_tokens: upper bound on generated tokens.
             temperature: 0 for greedy decoding, else the sampling temperature.
             top_p: nucleus sampling mass (only when sampling).
-            stop: strings that end the reply; neither they nor anything after them is
-                yielded.
+            stop: strings (or one string) that end the reply; neither they nor anything
+                after them is yielded.
             on_queued: called with the queue position (1 = next) while waiting at the gate.
             stats: filled with this call's figures if given.
             seed: makes sampling reproducible (ignored when greedy).
@@ -159,8 +159,9 @@ class ChatLM:
             ValueError: malformed messages or parameters, or no room for the reply.
             RuntimeError: generation failed in the decode loop.
         """
+        stops = (stop,) if isinstance(stop, str) else tuple(stop)  # OpenAI's "stop" may be one string
         params = SamplingParams(
-            max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed, stop=tuple(stop)
+            max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed, stop=stops
         )
         stats = stats if stats is not None else GenerationStats()
         started = time.perf_counter()

@@ -141,6 +141,7 @@ def test_stop_sequence_cuts_the_output(lm):
 
     # then the reply ends right before it, and generation stopped there
     assert text == full[:cut]
+    assert lm.generate_text(STORY, max_new_tokens=40, stop=stop) == text  # one string, as OpenAI allows
     assert stop not in text
     assert stats.finish_reason == "stop"
     assert stats.tokens < 40
