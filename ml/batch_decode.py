@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
@@ -52,6 +53,7 @@ def _env_int(name: str, default: int) -> int:
 # in milliseconds. TRELLIS_LM_PREFILL_CHUNK overrides both.
 CPU_PREFILL_CHUNK = 128
 GPU_PREFILL_CHUNK = 2048
+ADMIT_GAP_S = 0.002  # see DecodeLoop._admit
 
 
 class DecodeLoop:
@@ -85,7 +87,8 @@ class DecodeLoop:
         self.eos_ids = frozenset(eos_ids if eos_ids is not None else _eos_ids(model, tokenizer))
         self._kv = BatchKV(model.device)
         self._waiting: deque[SequenceState] = deque()  # submitted, not yet prefilling
-        self._waiting_lock = threading.Lock()
+        self._waiting_lock = threading.Condition()
+        self._last_arrival = 0.0  # time.monotonic() of the newest submit
         self._rows: list[SequenceState] = []  # lane thread only
         self._step_queued = False  # lane thread only
         # Counters (written on the lane thread, read anywhere).
@@ -138,6 +141,8 @@ class DecodeLoop:
         )
         with self._waiting_lock:
             self._waiting.append(seq)
+            self._last_arrival = time.monotonic()
+            self._waiting_lock.notify()
         try:
             self.lane.run(self._admit)
         except BaseException:  # lane shut down: the caller releases its slot itself
@@ -173,7 +178,19 @@ class DecodeLoop:
         return group, dropped
 
     def _admit(self) -> None:
-        """Starts the prefill of whatever is waiting (one job may take several sequences)."""
+        """Starts the prefill of whatever is waiting (one job may take several sequences).
+
+        On an idle loop and lane it first gives a burst of streams (one event loop submits
+        them back to back, well within ADMIT_GAP_S of each other) the chance to arrive, so
+        that they are prefilled as one group: 4 streams then see their first token after
+        one group pass instead of after a lone pass plus a group pass.
+        """
+        with self._waiting_lock:
+            while self._waiting and not self._rows and self.lane.waiting == 0:
+                quiet = self._last_arrival + ADMIT_GAP_S - time.monotonic()
+                if quiet <= 0:
+                    break
+                self._waiting_lock.wait(quiet)
         group, dropped = self._take_group()
         self._finish_all([(seq, Finished("cancelled")) for seq in dropped])
         if len(group) == 1 and len(group[0].prompt) > self.prefill_chunk:
