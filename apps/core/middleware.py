@@ -67,8 +67,18 @@ class _Refused(Exception):
         self.status, self.code, self.message, self.details = status, code, message, details
 
 
-async def _refuse(send: Send, refusal: _Refused) -> None:
-    body = json.dumps(error_body(refusal.code, refusal.message, refusal.details)).encode()
+OPENAI_PATH_PREFIX = "/v1/"  # apps.serving's OpenAI-compatible API: its SDKs parse OpenAI's error shape
+
+
+def _error_json(path: str, refusal: _Refused) -> dict[str, Any]:
+    if path.startswith(OPENAI_PATH_PREFIX):
+        return {"error": {"message": refusal.message, "type": "invalid_request_error", "param": None,
+                          "code": refusal.code}}
+    return error_body(refusal.code, refusal.message, refusal.details)
+
+
+async def _refuse(send: Send, refusal: _Refused, path: str = "") -> None:
+    body = json.dumps(_error_json(path, refusal)).encode()
     await send(
         {
             "type": "http.response.start",
@@ -108,10 +118,11 @@ class AsgiBodySizeLimit:
         try:
             declared = declared_length([v for k, v in headers if k == b"content-length"])
         except BadContentLength as exc:
-            await _refuse(send, _Refused(400, "bad_request", str(exc)))
+            await _refuse(send, _Refused(400, "bad_request", str(exc)), scope.get("path", ""))
             return
         if declared is not None and declared > limit:
-            await _refuse(send, _too_large(limit, declared))  # before the app: nothing is received
+            # Before the app: nothing is received.
+            await _refuse(send, _too_large(limit, declared), scope.get("path", ""))
             return
 
         received = 0
@@ -140,4 +151,4 @@ class AsgiBodySizeLimit:
             # Django reads the whole body before it answers, so no response has begun; an app
             # that streamed one first just ends here and the server drops the connection.
             if not response_started:
-                await _refuse(send, refusal)
+                await _refuse(send, refusal, scope.get("path", ""))

@@ -265,7 +265,7 @@ def _hidden_markers(who: str) -> list[str]:
 @pytest.fixture(scope="module")
 def _clients() -> tuple[Any, Any]:
     """One page client and one API client for the module: a new client builds Django's
-    middleware again, and WhiteNoise then re-indexes every static file (most of a request's cost)."""
+    middleware again, and servestatic then re-indexes every static file (most of a request's cost)."""
     from django.test import Client
     from rest_framework.test import APIClient
 

@@ -120,6 +120,17 @@ def test_a_60_mib_content_length_is_refused_before_the_app_runs():
     assert (b"connection", b"close") in spy.sent[0]["headers"]  # the server stops reading the socket
 
 
+def test_on_the_openai_compatible_api_the_refusal_is_in_openais_error_shape():
+    spy = Spy()
+
+    _call_wrapped(spy, _scope(_json_headers(60 * MIB), path="/v1/embeddings"))
+
+    assert spy.status == 413
+    assert spy.app_calls == 0
+    assert spy.body == {"error": {"message": f"Request body is {60 * MIB} bytes; the limit is {MIB} bytes.",
+                                  "type": "invalid_request_error", "param": None, "code": "payload_too_large"}}
+
+
 def test_the_project_application_refuses_it_without_receiving_the_body():
     from config.asgi import application
 

@@ -66,7 +66,7 @@ def test_redoc_renders_the_schema_without_leaving_the_site(page: Page, live_serv
     expect(page.get_by_role("heading", name="Create embeddings")).to_be_visible(timeout=RENDER_TIMEOUT_MS)
     expect(page.get_by_role("heading", name="Create a chat completion")).to_be_visible()
     assert any("/static/drf_spectacular_sidecar/redoc/" in url for url in fetched)
-    # ReDoc's footer asks for the Redocly logo from its CDN: the site's img-src blocks it.
-    assert_stayed_local(fetched)
-    assert_stayed_local([url for url in requested if not url.startswith("https://cdn.redoc.ly/")])
-    assert not [e for e in errors if "Content Security Policy" in e and "cdn.redoc.ly" not in e], errors
+    # ReDoc's footer would ask cdn.redoc.ly for Redocly's logo: static/serving/redoc-offline.js
+    # points that image at an empty data: URL, so nothing leaves and nothing is blocked.
+    assert_stayed_local(requested)
+    assert not errors, errors
