@@ -62,6 +62,10 @@ app.conf.beat_schedule = {
         "task": "apps.mlops.tasks.training_job_requeue_stale_task",
         "schedule": 300.0,  # seconds
     },
+    "recommend-fit": {
+        "task": "apps.recommend.tasks.recommenders_fit_task",
+        "schedule": 3600.0,  # refit the recommenders on the newest events hourly
+    },
 }
 
 app.autodiscover_tasks()

@@ -1,0 +1,1 @@
+"""Recommendation services: catalogue, events, index, recommenders, A/B tests, evaluation."""
