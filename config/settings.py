@@ -74,6 +74,8 @@ INSTALLED_APPS = [
     "apps.mlops",
     "apps.serving",
     "apps.audit",
+    "corsheaders",  # the recommendation widget only (CORS_URLS_REGEX)
+    "apps.recommend",
 ]
 
 # Django's own middleware through apps.core.async_middleware: same classes, but under ASGI
@@ -81,6 +83,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "apps.core.async_middleware.SecurityMiddleware",
     "servestatic.middleware.ServeStaticMiddleware",  # async-capable WhiteNoise fork: no thread hop
+    "corsheaders.middleware.CorsMiddleware",  # before CommonMiddleware, as django-cors-headers asks
     "apps.core.async_middleware.CSPMiddleware",  # Content-Security-Policy header (see "Security" below)
     "apps.core.async_middleware.SessionMiddleware",
     "apps.core.async_middleware.CommonMiddleware",
@@ -301,6 +304,10 @@ SPECTACULAR_SETTINGS = {
         "ModelRoleEnum": "apps.mlops.models.ModelRole",
         "TrainingJobStatusEnum": "apps.mlops.models.TrainingJob.Status",
         "ModelVersionStatusEnum": "apps.mlops.models.ModelVersion.Status",
+        "RecommendRunStatusEnum": "apps.recommend.models.BackgroundRun.Status",
+        "ABTestStatusEnum": "apps.recommend.models.ABTest.Status",
+        "RecommendEventKindEnum": "apps.recommend.models.EventKind",
+        "CatalogueImportFormatEnum": "apps.recommend.models.CatalogueImport.Format",
     },
 }
 
@@ -402,4 +409,13 @@ SERVER_NAME = env.str("TRELLIS_SERVER_NAME", default=os.uname().nodename + f":{o
 SERVESTATIC_USE_FINDERS = not PRODUCTION
 
 # Management commands that load each app's demo data into the embedded default (`make run`).
-TRELLIS_DEMO_COMMANDS: list[list[str]] = [["create_demo_users"], ["mlops_demo"]]
+TRELLIS_DEMO_COMMANDS: list[list[str]] = [["create_demo_users"], ["mlops_demo"], ["recommend_demo"]]
+
+# --- Recommendations (apps/recommend). Cross-origin requests reach the widget endpoints only;
+# an origin passes when an active widget key lists it (apps/recommend/signals.py).
+# https://github.com/adamchainz/django-cors-headers#configuration
+CORS_URLS_REGEX = r"^/api/recommend/widget/.*$"
+CORS_ALLOW_CREDENTIALS = False  # the widget sends its public key, never cookies
+TRELLIS_RECOMMEND_DIR = Path(env.str("TRELLIS_RECOMMEND_DIR", default=str(ARTIFACTS_DIR / "recommend")))
+TRELLIS_RECOMMEND_MAX_K = 100  # largest k of a recommendation or similar-items request
+TRELLIS_RECOMMEND_MAX_EVENTS = 500  # events per batch: one request stays well under a second

@@ -17,6 +17,7 @@ api_patterns = [
     path("auth/", include("apps.accounts.api_urls")),
     path("mlops/", include("apps.mlops.api_urls")),
     path("audit/", include("apps.audit.api_urls")),
+    path("recommend/", include("apps.recommend.api_urls")),
     # Signed-in users (session or token) only, unless TRELLIS_PUBLIC_API_DOCS (apps/core/views.py).
     path("schema/", ApiSchemaView.as_view(), name="api-schema"),
     path("docs/", ApiDocsView.as_view(url_name="api-schema"), name="api-docs"),
@@ -29,6 +30,7 @@ urlpatterns = [
     path("accounts/", include("apps.accounts.urls")),
     path("models/", include("apps.mlops.urls")),
     path("audit/", include("apps.audit.urls")),
+    path("recommend/", include("apps.recommend.urls")),
     path("api/", include(api_patterns)),
     path("admin/", admin.site.urls),
     # The inference API: /v1/* (OpenAI-compatible) and /api/ml/* (after the routes of api/ above).

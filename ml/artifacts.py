@@ -7,16 +7,24 @@ evaluation metrics, when it was made and from which parent version.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
 import json
+import logging
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 MANIFEST = "manifest.json"
+RENAME_EXCHANGE = 2  # renameat2 flag (Linux >= 3.15): swap two paths in one step
+AT_FDCWD = -100
+log = logging.getLogger(__name__)
 
 # kind -> what the directory holds; the registry maps each to a loader.
 KINDS = (
@@ -83,7 +91,7 @@ class Manifest:
 
 
 def write_manifest(directory: Path, manifest: Manifest) -> Path:
-    """Writes ``manifest.json`` atomically (temp file + rename).
+    """Writes ``manifest.json`` atomically (``atomic_write_json``).
 
     Args:
         directory: the artifact directory (created if needed).
@@ -93,12 +101,7 @@ def write_manifest(directory: Path, manifest: Manifest) -> Path:
         The manifest path.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    target = directory / MANIFEST
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".manifest-", suffix=".json")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(manifest.to_dict(), fh, indent=2, sort_keys=True)
-    os.replace(tmp, target)
-    return target
+    return atomic_write_json(directory / MANIFEST, manifest.to_dict(), indent=2)
 
 
 def read_manifest(directory: Path) -> Manifest:
@@ -214,4 +217,151 @@ def set_aside(directory: Path, *, tag: str = "refused") -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     target = directory.with_name(f"{directory.name}.{tag}-{stamp}-{os.urandom(3).hex()}")
     os.replace(directory, target)
+    return target
+
+
+# -- atomic writes ----------------------------------------------------------------------
+# The one way ``ml`` publishes a file or a folder: written beside the target under a hidden
+# temporary name, flushed to disk, then renamed into place, so a reader (or a crash) sees
+# the old complete version or the new complete version, never half of one.
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Makes a rename inside ``directory`` durable (the directory entry is data too)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return  # e.g. a platform without directory handles: the rename is still atomic
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(target: Path, write: Callable[[Path], None]) -> Path:
+    """Has ``write`` fill a temporary file beside ``target``, then renames it over ``target``.
+
+    Args:
+        target: the file to create or replace.
+        write: writes the whole content to the path it is given (may reopen it by name,
+            as ``torch.save``, ``safetensors`` and FAISS do).
+
+    Returns:
+        ``target``.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}-", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as fh:  # data on disk before the rename makes it visible
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(target.parent)
+    return target
+
+
+def atomic_write_bytes(target: Path, data: bytes) -> Path:
+    """Writes ``data`` to ``target`` atomically (``atomic_write``)."""
+    return atomic_write(target, lambda tmp: tmp.write_bytes(data))
+
+
+def atomic_write_json(target: Path, obj: Any, *, indent: int | None = None) -> Path:
+    """Writes ``obj`` as UTF-8 JSON (sorted keys) to ``target`` atomically."""
+    text = json.dumps(obj, indent=indent, sort_keys=True, ensure_ascii=False)
+    return atomic_write_bytes(target, text.encode("utf-8"))
+
+
+def _fsync_tree(root: Path) -> None:
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            with open(path, "rb") as fh:
+                os.fsync(fh.fileno())
+    _fsync_dir(root)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swaps two existing paths in one step (Linux ``renameat2``); False where unsupported."""
+    libc_name = ctypes.util.find_library("c")
+    if libc_name is None:
+        return False
+    try:
+        renameat2 = ctypes.CDLL(libc_name, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    done = renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0
+    if not done:
+        log.debug("renameat2 exchange unavailable (errno %d); renaming aside", ctypes.get_errno())
+    return done
+
+
+def publish_dir(staging: Path, target: Path) -> Path:
+    """Puts a fully written folder in ``target``'s place; the old folder is deleted after.
+
+    A missing ``target`` appears by one rename. An existing one is swapped with ``staging``
+    in one step where the system can (Linux ``renameat2(RENAME_EXCHANGE)``), else it is
+    renamed aside first and ``staging`` renamed in right after; either way the old folder
+    is deleted only once the new one is in place, so ``target`` always holds one complete
+    folder (in the fallback, for the microseconds between the two renames, the complete old
+    one waits beside it as ``.<name>.old-*`` and is put back if the second rename fails).
+
+    Args:
+        staging: the new folder, on the same filesystem as ``target``; gone afterwards.
+        target: the folder to create or replace.
+
+    Returns:
+        ``target``.
+    """
+    staging, target = Path(staging), Path(target)
+    _fsync_tree(staging)
+    old: Path | None = None
+    if not target.exists():
+        os.replace(staging, target)
+    elif _exchange(staging, target):
+        old = staging  # the staging name now holds the previous folder
+    else:
+        old = target.with_name(f".{target.name}.old-{os.urandom(3).hex()}")
+        os.replace(target, old)
+        try:
+            os.replace(staging, target)
+        except BaseException:
+            os.replace(old, target)  # the second rename failed: put the old folder back
+            raise
+    _fsync_dir(target.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def atomic_replace_dir(target: Path, write: Callable[[Path], None]) -> Path:
+    """Has ``write`` fill a staging folder beside ``target``, then publishes it (``publish_dir``).
+
+    A crash while writing leaves only a hidden ``.<name>-*`` folder beside an untouched
+    ``target``; readers see the complete old folder or the complete new one.
+
+    Args:
+        target: the folder to create or replace.
+        write: fills the (empty) staging folder it is given, manifest included.
+
+    Returns:
+        ``target``.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
+    try:
+        staging.chmod(0o755)  # mkdtemp makes it owner-only; workers may run as other users
+        write(staging)
+        publish_dir(staging, target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
     return target

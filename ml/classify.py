@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +22,11 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from ml.artifacts import ArtifactError, Manifest, write_manifest
+from ml.artifacts import ArtifactError, Manifest, atomic_write, write_manifest
+from ml.calibration import softmax
 from ml.compute_lane import ComputeLane
 from ml.dynamic_batch import BatchStats, batcher_of
+from ml.ood import Abstention
 
 if TYPE_CHECKING:
     from ml.registry import Registry
@@ -45,11 +46,17 @@ class Prediction:
         label: the most probable label.
         confidence: its probability (0..1); apps hand off or flag below a threshold.
         probs: label -> probability over every label, summing to 1.
+        abstained: the text looks out of scope ("not mine"): its in-scope score is below
+            the version's abstention threshold (``label`` is still the best guess).
+        ood_score: 1 - the in-scope score (``ml.ood``), higher is more out of scope; None
+            when the version has no abstention rule.
     """
 
     label: str
     confidence: float
     probs: dict[str, float]
+    abstained: bool = False
+    ood_score: float | None = None
 
 
 @runtime_checkable
@@ -98,12 +105,6 @@ class LaneBatchedPredict:
         return batcher_of(self, self.predict).stats
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)  # no overflow in exp
-    exp = np.exp(shifted)
-    return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32, copy=False)
-
-
 def _predictions(labels: Sequence[str], probs: np.ndarray) -> list[Prediction]:
     best = probs.argmax(axis=1)
     rows = probs.tolist()  # one C-level conversion instead of n*C numpy scalar reads
@@ -120,10 +121,65 @@ def _check_texts(texts: Sequence[str], batch_size: int) -> None:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
 
 
+def configure_calibration(classifier: CalibratedClassifier, path: Path, manifest: Manifest) -> None:
+    """Sets the temperature and abstention rule of a loaded classifier from its manifest.
+
+    Reads ``extra["calibration"]["temperature"]`` and ``extra["abstention"]`` (see
+    ``ml.abstention``); a version without them predicts as trained and never abstains.
+
+    Raises:
+        ArtifactError: the entries are malformed or the kNN reference file is missing.
+    """
+    calibration = manifest.extra.get("calibration") or {}
+    try:
+        temperature = float(calibration.get("temperature", 1.0))
+        if not temperature > 0:
+            raise ValueError(f"calibration temperature must be > 0, got {temperature}")
+        classifier.calibration_temperature = temperature
+        classifier.abstention = Abstention.from_manifest(path, manifest.extra)
+    except (TypeError, ValueError) as exc:
+        raise ArtifactError(f"{manifest.kind} at {path}: {exc}") from exc
+
+
+class CalibratedClassifier(LaneBatchedPredict):
+    """Temperature-scaled probabilities and abstention on top of ``logits_and_features``.
+
+    Attributes:
+        calibration_temperature: logits are divided by it before the softmax (1: as trained).
+        abstention: the out-of-scope rule (``ml.ood.Abstention``), or None: never abstain.
+    """
+
+    labels: list[str]
+    calibration_temperature: float = 1.0
+    abstention: Abstention | None = None
+
+    def logits_and_features(
+        self, texts: Sequence[str], *, batch_size: int = 64, with_features: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Raw logits ``(n, labels)`` and, if asked, the features kNN abstention compares."""
+        raise NotImplementedError
+
+    def predict_proba(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+        """Calibrated probabilities, shape ``(len(texts), len(labels))``, float32, input order."""
+        logits, _ = self.logits_and_features(texts, batch_size=batch_size)
+        return softmax(logits, self.calibration_temperature)
+
+    def predict(self, texts: Sequence[str], *, batch_size: int = 64) -> list[Prediction]:
+        """Classifies texts; one Prediction per text, in input order, abstention applied."""
+        rule = self.abstention
+        logits, features = self.logits_and_features(
+            texts, batch_size=batch_size, with_features=rule is not None and rule.needs_features)
+        probs = softmax(logits, self.calibration_temperature)
+        predictions = _predictions(self.labels, probs)
+        if rule is not None:
+            rule.apply(predictions, probs, features)
+        return predictions
+
+
 # -- fine-tuned transformer ------------------------------------------------------------
 
 
-class _LinearHeadClassifier(LaneBatchedPredict):
+class _LinearHeadClassifier(CalibratedClassifier):
     """``softmax(embed(text) @ weight.T + bias)`` over frozen, unit-length embeddings.
 
     Args:
@@ -145,16 +201,15 @@ class _LinearHeadClassifier(LaneBatchedPredict):
         self.weight = weight
         self.bias = bias
 
-    def predict_proba(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
-        """Probabilities, shape ``(len(texts), len(labels))``, float32, input order."""
+    def logits_and_features(
+        self, texts: Sequence[str], *, batch_size: int = 64, with_features: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Logits ``embed(text) @ weight.T + bias``; the features are the embeddings."""
         _check_texts(texts, batch_size)
         if len(texts) == 0:
-            return np.empty((0, len(self.labels)), dtype=np.float32)
-        return _softmax(self.embedder.embed(texts, batch_size=batch_size) @ self.weight.T + self.bias)
-
-    def predict(self, texts: Sequence[str], *, batch_size: int = 64) -> list[Prediction]:
-        """Classifies texts; one Prediction per text, in input order."""
-        return _predictions(self.labels, self.predict_proba(texts, batch_size=batch_size))
+            return np.empty((0, len(self.labels)), dtype=np.float32), np.empty((0, self.embedder.dim), np.float32)
+        embeddings = self.embedder.embed(texts, batch_size=batch_size)
+        return embeddings @ self.weight.T + self.bias, embeddings
 
 
 class ZeroShotClassifier(_LinearHeadClassifier):
@@ -214,6 +269,7 @@ def load_zeroshot_classifier(path: Path, manifest: Manifest, registry: Registry)
         temperature=float(manifest.extra.get("temperature", 0.05)),
     )
     classifier.version = manifest.version
+    configure_calibration(classifier, path, manifest)
     return classifier
 
 
@@ -289,14 +345,8 @@ class FewShotClassifier(_LinearHeadClassifier):
         """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".head-", suffix=".safetensors")
-        os.close(fd)
-        try:
-            save_file({"weight": torch.from_numpy(self.weight), "bias": torch.from_numpy(self.bias)}, tmp)
-            os.replace(tmp, directory / HEAD_FILE)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        tensors = {"weight": torch.from_numpy(self.weight), "bias": torch.from_numpy(self.bias)}
+        atomic_write(directory / HEAD_FILE, lambda tmp: save_file(tensors, str(tmp)))
         full = dataclasses.replace(
             manifest,
             kind="fewshot-classifier",
@@ -330,4 +380,5 @@ def load_fewshot_classifier(path: Path, manifest: Manifest, registry: Registry) 
     except (KeyError, ValueError) as exc:
         raise ArtifactError(f"fewshot-classifier at {path}: {exc}") from exc
     classifier.version = manifest.version
+    configure_calibration(classifier, path, manifest)
     return classifier

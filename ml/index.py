@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import threading
 from collections.abc import Sequence
 from functools import lru_cache
@@ -31,6 +29,7 @@ import faiss
 import numpy as np
 
 from ml import devices
+from ml.artifacts import atomic_write
 
 KINDS = ("flat", "hnsw", "ivf", "auto")
 AUTO_HNSW_FROM = 50_000  # vectors; below this exact search is fast enough (see module doc)
@@ -384,16 +383,8 @@ def sidecar_path(path: Path | str) -> Path:
 
 
 def _atomic_write(target: Path, write: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}-", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as fh:  # data on disk before the rename makes it visible
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``write(tmp_name)`` then rename over ``target`` (``ml.artifacts.atomic_write``)."""
+    atomic_write(target, lambda tmp: write(str(tmp)))
 
 
 def build_atomic(

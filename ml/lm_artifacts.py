@@ -5,16 +5,13 @@ Split from ``ml.generate`` (which re-exports these names) so each module stays s
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from ml.artifacts import MANIFEST, ArtifactError
+from ml.artifacts import ArtifactError, atomic_replace_dir, publish_dir
 
 __all__ = ["CHATML_END", "convert_gguf", "publish_dir", "write_dir_atomically"]
 
@@ -23,48 +20,18 @@ __all__ = ["CHATML_END", "convert_gguf", "publish_dir", "write_dir_atomically"]
 CHATML_END = "<|im_end|>"
 
 
-def publish_dir(staging: Path, target: Path) -> None:
-    """Moves a fully written staging folder into place so no reader sees half of it.
-
-    A missing ``target`` is replaced by one atomic rename. An existing one first loses its
-    manifest (so it no longer looks complete), then gets each file by ``os.replace``; the
-    caller writes the new manifest last.
-
-    Args:
-        staging: a folder on the same filesystem as ``target``.
-        target: the artifact directory.
-    """
-    if not target.exists():
-        os.replace(staging, target)
-        return
-    (target / MANIFEST).unlink(missing_ok=True)
-    for entry in staging.iterdir():
-        dest = target / entry.name
-        if dest.is_dir() and not dest.is_symlink():
-            shutil.rmtree(dest)
-        os.replace(entry, dest)
-    staging.rmdir()
-
-
 def write_dir_atomically(target: Path, write: Callable[[Path], None]) -> None:
     """Has ``write`` fill a staging folder beside ``target``, then publishes it.
 
-    A crash while writing leaves only a hidden ``.<name>-*`` folder, never a ``target``
-    that looks complete (the caller writes the manifest after this returns).
+    ``ml.artifacts.atomic_replace_dir``: a crash while writing leaves only a hidden
+    ``.<name>-*`` folder, and ``target`` is never missing; the caller writes the manifest
+    after this returns, so until then the folder does not look complete.
 
     Args:
         target: the artifact directory.
         write: fills the folder it is given.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
-    try:
-        staging.chmod(0o755)  # mkdtemp makes it owner-only; workers may run as other users
-        write(staging)
-        publish_dir(staging, target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+    atomic_replace_dir(target, write)
 
 
 def convert_gguf(gguf_path: Path, out_dir: Path) -> None:

@@ -22,10 +22,9 @@ from ml.artifacts import ArtifactError, Manifest
 from ml.classify import (
     CPU_MICRO_BATCH,
     DEFAULT_MAX_LENGTH,
-    LaneBatchedPredict,
-    Prediction,
+    CalibratedClassifier,
     _check_texts,
-    _predictions,
+    configure_calibration,
 )
 from ml.defaults import weights_dir
 
@@ -81,7 +80,7 @@ def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
         return quantize_dynamic(model, spec, dtype=torch.qint8, inplace=True)
 
 
-class SequenceClassifier(LaneBatchedPredict):
+class SequenceClassifier(CalibratedClassifier):
     """A fine-tuned ``AutoModelForSequenceClassification`` with batched, sorted inference.
 
     Args:
@@ -119,17 +118,27 @@ class SequenceClassifier(LaneBatchedPredict):
         # padding/truncation state is touched concurrently; tokenising is ~0.1 ms a text.
         self._tokenizer_lock = threading.Lock()
 
-    def predict_proba(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
-        """Class probabilities, shape ``(len(texts), len(labels))``, float32, input order.
+    def logits_and_features(
+        self, texts: Sequence[str], *, batch_size: int = 64, with_features: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Logits ``(len(texts), len(labels))`` float32 in input order, and optionally features.
 
         Texts are sorted by length and each batch is padded to its own longest text, so
-        64 headlines cost ~64 x 40 tokens instead of 64 x ``max_length``.
+        64 headlines cost ~64 x 40 tokens instead of 64 x ``max_length``. The features
+        (for kNN abstention) are the mask-averaged last hidden states, unit length.
+
+        Args:
+            texts: the texts.
+            batch_size: most texts per forward pass (64 x 128 tokens keeps MiniLM
+                activations under ~100 MB); on CPU passes hold at most CPU_MICRO_BATCH.
+            with_features: also return the features.
         """
         _check_texts(texts, batch_size)
         n = len(texts)
-        probs = np.empty((n, len(self.labels)), dtype=np.float32)
+        logits_out = np.empty((n, len(self.labels)), dtype=np.float32)
+        features_out: np.ndarray | None = None
         if n == 0:
-            return probs
+            return logits_out, (np.empty((0, 0), dtype=np.float32) if with_features else None)
         order = np.argsort([-len(t) for t in texts], kind="stable")
         device = self.device_info.device
         step = batch_size if self.device_info.is_gpu or CPU_MICRO_BATCH < 1 else min(batch_size, CPU_MICRO_BATCH)
@@ -145,22 +154,18 @@ class SequenceClassifier(LaneBatchedPredict):
                         return_tensors="pt",
                     )
                 enc = {k: v.to(device) for k, v in enc.items()}
-                logits = self.model(**enc).logits
-                probs[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
-        return probs
-
-    def predict(self, texts: Sequence[str], *, batch_size: int = 64) -> list[Prediction]:
-        """Classifies texts.
-
-        Args:
-            texts: the texts.
-            batch_size: most texts per forward pass (64 x 128 tokens keeps MiniLM
-                activations under ~100 MB); on CPU passes hold at most CPU_MICRO_BATCH.
-
-        Returns:
-            One Prediction per text, in input order.
-        """
-        return _predictions(self.labels, self.predict_proba(texts, batch_size=batch_size))
+                output = self.model(**enc, output_hidden_states=with_features)
+                logits_out[idx] = output.logits.float().cpu().numpy()
+                if with_features:
+                    mask = enc["attention_mask"].unsqueeze(-1).float()
+                    # Prompt tuning prepends virtual tokens: pool over the text's own positions.
+                    hidden = output.hidden_states[-1][:, -mask.shape[1]:].float()
+                    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+                    pooled = torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy()
+                    if features_out is None:
+                        features_out = np.empty((n, pooled.shape[1]), dtype=np.float32)
+                    features_out[idx] = pooled
+        return logits_out, features_out
 
     def quantized(self) -> SequenceClassifier:
         """An int8 copy on CPU (about 2x faster there); this classifier is left as it is.
@@ -171,7 +176,7 @@ class SequenceClassifier(LaneBatchedPredict):
         if self.is_int8:
             return self
         model = copy.deepcopy(self.model).to("cpu", dtype=torch.float32)
-        return SequenceClassifier(
+        int8 = SequenceClassifier(
             quantize_int8(model),
             self.tokenizer,
             self.labels,
@@ -180,6 +185,8 @@ class SequenceClassifier(LaneBatchedPredict):
             is_int8=True,
             version=self.version,
         )
+        int8.calibration_temperature, int8.abstention = self.calibration_temperature, self.abstention
+        return int8
 
     def __repr__(self) -> str:
         precision = "int8" if self.is_int8 else str(self.device_info.dtype).removeprefix("torch.")
@@ -201,8 +208,10 @@ def _wants_int8(manifest: Manifest, info: devices.DeviceInfo) -> bool:
 
 
 def _load_lora_model(path: Path, manifest: Manifest, labels: list[str]) -> torch.nn.Module:
-    from peft import PeftModel
+    """The base model with the artifact's adapter (LoRA, AdaLoRA, IA3 or prompt tuning)."""
     from transformers import AutoModelForSequenceClassification
+
+    from ml.finetune.peft_methods import load_for_inference
 
     base = Path(manifest.base_model) if manifest.base_model else None
     if base is None or not base.is_dir():
@@ -214,8 +223,9 @@ def _load_lora_model(path: Path, manifest: Manifest, labels: list[str]) -> torch
         label2id={label: i for i, label in enumerate(labels)},
     )
     # The head was trained as a ``modules_to_save`` copy inside the adapter; merging folds
-    # the LoRA deltas into the base weights so inference costs the same as a plain model.
-    return PeftModel.from_pretrained(model, str(path)).merge_and_unload()
+    # the adapter into the base weights (all but prompt tuning) so inference costs the same
+    # as a plain model.
+    return load_for_inference(path, manifest, model)
 
 
 def load_sequence_classifier(path: Path, manifest: Manifest, registry: Registry) -> SequenceClassifier:
@@ -257,9 +267,11 @@ def load_sequence_classifier(path: Path, manifest: Manifest, registry: Registry)
     else:
         model.to(info.device, dtype=info.dtype)
     max_length = int(manifest.extra.get("max_length", DEFAULT_MAX_LENGTH))
-    return SequenceClassifier(
+    classifier = SequenceClassifier(
         model, tokenizer, labels, max_length=max_length, device_info=info, is_int8=is_int8, version=manifest.version
     )
+    configure_calibration(classifier, path, manifest)
+    return classifier
 
 
 # -- embedding-based classifiers -------------------------------------------------------

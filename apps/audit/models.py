@@ -27,13 +27,14 @@ class AuditAction:
 
     MODEL_PROMOTE = "model.promote"
     MODEL_ROLLBACK = "model.rollback"
+    MODEL_ABSTENTION = "model.abstention"  # an abstention threshold edited
     TOKEN_ROTATE = "token.rotate"  # noqa: S105 - an action code, not a secret
     TOKEN_REVOKE = "token.revoke"  # noqa: S105 - an action code, not a secret
     ALERT_RULE_UPDATE = "alert_rule.update"
     CONVERSATION_TAKEOVER = "conversation.takeover"
     DATA_EXPORT = "data.export"
 
-    ALL = (MODEL_PROMOTE, MODEL_ROLLBACK, TOKEN_ROTATE, TOKEN_REVOKE, ALERT_RULE_UPDATE,
+    ALL = (MODEL_PROMOTE, MODEL_ROLLBACK, MODEL_ABSTENTION, TOKEN_ROTATE, TOKEN_REVOKE, ALERT_RULE_UPDATE,
            CONVERSATION_TAKEOVER, DATA_EXPORT)
 
 

@@ -37,6 +37,11 @@ from apps.mlops.api_docs import (
 from apps.mlops.models import TRAINABLE_ROLES, Dataset, ModelRole, ModelVersion, TrainingJob
 from apps.mlops.permissions import can_train_role, can_view_role
 from apps.mlops.selectors import dataset_list, model_version_list, role_overview, training_job_list
+from apps.mlops.services.abstention import (
+    AbstentionUnavailable,
+    model_version_abstention_update,
+    version_abstention_get,
+)
 from apps.mlops.services.datasets import DatasetRejected, dataset_create
 from apps.mlops.services.training import TooManyActiveJobs, training_job_cancel, training_job_create
 from apps.mlops.services.versions import PromotionRefused, model_version_promote, model_version_rollback
@@ -370,6 +375,45 @@ class ModelVersionPromoteApi(APIView):
         except DjangoValidationError as exc:
             return _conflict("conflict", " ".join(exc.messages))
         return Response(s.ModelVersionOutputSerializer(version).data)
+
+
+class ModelVersionAbstentionApi(APIView):
+    """GET: a classifier version's calibration and abstention rule. PATCH: set its threshold (admins)."""
+
+    def get_permissions(self) -> list[Any]:
+        # Admin-only changes check the role before the object is looked up: 403, never 404.
+        return [IsAdminRole()] if self.request.method == "PATCH" else [AnyRole()]
+
+    @extend_schema(
+        operation_id="mlops_versions_abstention_retrieve",
+        parameters=[ID_PARAMETER],
+        responses={200: s.ModelVersionAbstentionOutputSerializer, 404: ERROR_404, **AUTH_ERRORS},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        version = _visible_or_404(_version_queryset(request.user), pk)
+        settings = version_abstention_get(version) or {"calibration": None, "abstention": None}
+        return Response(s.ModelVersionAbstentionOutputSerializer(settings).data)
+
+    @extend_schema(
+        operation_id="mlops_versions_abstention_update",
+        parameters=[ID_PARAMETER],
+        request=s.ModelVersionAbstentionInputSerializer,
+        responses={200: s.ModelVersionAbstentionOutputSerializer, 400: ERROR_400, 404: ERROR_404,
+                   409: OpenApiResponse(s.MlopsErrorSerializer, description="Not a classifier, or its "
+                                        "artifact is missing (code conflict)."), **AUTH_ERRORS},
+    )
+    def patch(self, request: Request, pk: int) -> Response:
+        version = _visible_or_404(_version_queryset(request.user), pk)
+        data = s.ModelVersionAbstentionInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            settings = model_version_abstention_update(
+                version=version, threshold=data.validated_data["threshold"], user=request.user, request=request)
+        except DjangoValidationError as exc:
+            raise _as_drf_validation_error(exc) from exc
+        except AbstentionUnavailable as exc:
+            return _conflict("conflict", str(exc))
+        return Response(s.ModelVersionAbstentionOutputSerializer(settings).data)
 
 
 class ModelVersionEvaluateApi(APIView):

@@ -3,6 +3,7 @@
 from django.urls import path
 
 from apps.mlops import api
+from apps.mlops.api_explain import ModelVersionExplainApi
 
 urlpatterns = [
     path("roles/", api.ModelRoleListApi.as_view(), name="api-mlops-roles"),
@@ -16,4 +17,7 @@ urlpatterns = [
     path("versions/<int:pk>/", api.ModelVersionDetailApi.as_view(), name="api-mlops-version"),
     path("versions/<int:pk>/promote/", api.ModelVersionPromoteApi.as_view(), name="api-mlops-version-promote"),
     path("versions/<int:pk>/evaluate/", api.ModelVersionEvaluateApi.as_view(), name="api-mlops-version-evaluate"),
+    path("versions/<int:pk>/explain/", ModelVersionExplainApi.as_view(), name="api-mlops-version-explain"),
+    path("versions/<int:pk>/abstention/", api.ModelVersionAbstentionApi.as_view(),
+         name="api-mlops-version-abstention"),
 ]

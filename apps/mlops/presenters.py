@@ -72,3 +72,32 @@ def version_row(version: ModelVersion) -> dict[str, Any]:
         "eval_loss": _number(metrics.get("eval_loss")),
         "gate": gate_view(version.eval_report),
     }
+
+
+def abstention_view(settings: dict[str, Any] | None, eval_report: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Calibration, the abstention rule and the latest evaluation's out-of-scope figures.
+
+    ``settings`` is ``services.abstention.version_abstention_get``; ``chart`` feeds the
+    threshold curve (the latest evaluation's when it has one, else the held-out one it was chosen on).
+    """
+    candidate = eval_report.get("candidate") if isinstance(eval_report, dict) else None
+    evaluated = candidate.get("abstention") if isinstance(candidate, dict) else None
+    if not settings and not evaluated:
+        return None
+    calibration = (settings or {}).get("calibration") or {}
+    rule = (settings or {}).get("abstention") or {}
+    curve = (evaluated or {}).get("curve") or rule.get("curve") or []
+    return {
+        "temperature": _number(calibration.get("temperature")),
+        "ece_before": _number(calibration.get("ece_before")),
+        "ece_after": _number(calibration.get("ece_after")),
+        "method": rule.get("method"),
+        "threshold": _number(rule.get("threshold")),
+        "oos_label": rule.get("oos_label"),
+        "basis": rule.get("basis"),
+        "auroc": {k: _number(v) for k, v in (rule.get("auroc") or {}).items()},
+        "dev": {k: _number(v) for k, v in (rule.get("dev") or {}).items()},
+        "evaluated": {k: _number(v) for k, v in (evaluated or {}).items() if k != "curve"} if evaluated else None,
+        "chart": {"curve": curve, "threshold": _number(rule.get("threshold"))},
+        "curve_from": "latest evaluation" if (evaluated or {}).get("curve") else "held-out rows at calibration",
+    }

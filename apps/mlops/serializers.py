@@ -15,7 +15,9 @@ from rest_framework import serializers
 
 from apps.mlops.models import TRAINABLE_ROLES, Dataset, ModelRole, ModelVersion, TrainingJob
 from apps.mlops.permissions import can_see_traceback
-from apps.mlops.services.training import PARAM_LIMITS, job_params_from
+from apps.mlops.services.training import job_params_from
+from ml import explain as explain_limits
+from ml.finetune.params import ParamSpec, param_specs
 
 IDEMPOTENCY_KEY_MAX_LENGTH = TrainingJob._meta.get_field("idempotency_key").max_length
 
@@ -145,11 +147,75 @@ class ModelVersionEvaluateInputSerializer(serializers.Serializer):
     )
 
 
+class ModelVersionAbstentionInputSerializer(serializers.Serializer):
+    threshold = serializers.FloatField(
+        min_value=0.0, max_value=1.0,
+        help_text="Abstain ('not mine') when the in-scope score is below this: the calibrated top "
+        "probability (method max_prob) or the similarity to the training texts (method knn).",
+    )
+
+
+class ModelVersionAbstentionOutputSerializer(serializers.Serializer):
+    calibration = serializers.JSONField(
+        allow_null=True, help_text="temperature, ece_before, ece_after, rows; null when never calibrated.")
+    abstention = serializers.JSONField(
+        allow_null=True, help_text="method, threshold, oos_label, auroc per scorer, dev figures, curve.")
+
+
 class ModelVersionEvaluateOutputSerializer(serializers.Serializer):
     version = serializers.IntegerField()
     dataset = serializers.IntegerField(allow_null=True)
     task_id = serializers.CharField(allow_blank=True)
     status = serializers.CharField(default="queued")
+
+
+class ModelVersionExplainInputSerializer(serializers.Serializer):
+    texts = serializers.ListField(
+        child=serializers.CharField(max_length=explain_limits.MAX_CHARS, trim_whitespace=False),
+        min_length=1,
+        max_length=explain_limits.MAX_TEXTS,
+        help_text=f"1-{explain_limits.MAX_TEXTS} texts of at most {explain_limits.MAX_CHARS} characters and "
+        f"{explain_limits.MAX_WORDS} words each.",
+    )
+    target = serializers.CharField(
+        required=False, allow_null=True, max_length=200,
+        help_text="Label whose probability the attributions explain; default: each text's predicted label.",
+    )
+    steps = serializers.IntegerField(
+        required=False, default=explain_limits.DEFAULT_STEPS, min_value=explain_limits.MIN_STEPS,
+        max_value=explain_limits.MAX_STEPS,
+        help_text="Integrated-gradients steps (transformer classifiers; more is slower and more exact).",
+    )
+
+
+class ExplanationWordSerializer(serializers.Serializer):
+    text = serializers.CharField()
+    start = serializers.IntegerField(help_text="Character offset of the word in the text.")
+    end = serializers.IntegerField()
+    attribution = serializers.FloatField(help_text="> 0 raised the target's probability, < 0 lowered it.")
+
+
+class ExplanationSerializer(serializers.Serializer):
+    text = serializers.CharField()
+    tokens = ExplanationWordSerializer(many=True, help_text="The text's words (word pieces merged), in order.")
+    label = serializers.CharField(help_text="Predicted label.")
+    probability = serializers.FloatField()
+    target = serializers.CharField(help_text="The label the attributions explain.")
+    target_probability = serializers.FloatField()
+    # A plain string, not an enum: a second enum of fields named "method" (training jobs have
+    # one) would make drf-spectacular invent component names.
+    method = serializers.CharField(
+        help_text=f'"{explain_limits.INTEGRATED_GRADIENTS}" (transformers) or "{explain_limits.OCCLUSION}" '
+        "(heads on frozen embeddings, int8 models)."
+    )
+    convergence_delta = serializers.FloatField(
+        allow_null=True, help_text="Integrated gradients: sum of attributions minus p(text) - p(baseline)."
+    )
+
+
+class ModelVersionExplainOutputSerializer(serializers.Serializer):
+    version = serializers.IntegerField()
+    explanations = ExplanationSerializer(many=True)
 
 
 # --- roles
@@ -218,25 +284,35 @@ class DatasetOutputSerializer(serializers.ModelSerializer):
 # --- training jobs
 
 
-def _param_field(name: str, **kwargs: Any) -> serializers.Field:
-    """A number field whose bounds are the training service's own limits (shown in the schema)."""
-    kind, low, high = PARAM_LIMITS[name]
-    field_class = serializers.IntegerField if kind is int else serializers.FloatField
-    return field_class(required=False, allow_null=True, min_value=kind(low), max_value=kind(high), **kwargs)
+def param_serializer_field(spec: ParamSpec) -> serializers.Field:
+    """A serializer field for one training knob: bounds and help from ``ml.finetune.params`` (in the schema)."""
+    common: dict[str, Any] = {"required": False, "allow_null": True, "help_text": spec.help}
+    if spec.choices is not None:
+        return serializers.ChoiceField(choices=list(spec.choices), **common)
+    field_class = serializers.IntegerField if spec.kind is int else serializers.FloatField
+    return field_class(min_value=spec.kind(spec.low), max_value=spec.kind(spec.high), **common)
 
 
 class TrainingJobCreateInputSerializer(serializers.Serializer):
+    """Dataset, method and the knobs of ``ml.finetune.params`` (unset: the task's default).
+
+    The chat LM takes the subset its task declares; the service refuses the others.
+    """
+
     dataset = serializers.IntegerField(min_value=1)
     method = serializers.ChoiceField(choices=TrainingJob.Method.choices, default=TrainingJob.Method.LORA)
-    epochs = _param_field("epochs")
-    learning_rate = _param_field("learning_rate", help_text="Default: 5e-5 (full) / 5e-4 (LoRA).")
-    batch_size = _param_field("batch_size")
-    max_length = _param_field("max_length", help_text="Tokens per row; longer rows are truncated.")
-    max_train_rows = _param_field("max_train_rows", help_text="Cap of the training split, for quick runs.")
     allow_new_labels = serializers.BooleanField(
         required=False, default=False, help_text="Train even though the labels differ from the active model's."
     )
+    base_model = serializers.CharField(
+        required=False, allow_blank=True, max_length=500,
+        help_text="Classifiers: the encoder to start from, a registered embedder version (default: MiniLM).",
+    )
 
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields.update({spec.name: param_serializer_field(spec) for spec in param_specs("classifier")})
+        return fields
 
     def params(self) -> dict[str, Any]:
         """The training parameters the caller set (None and unset left out)."""

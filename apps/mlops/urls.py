@@ -13,6 +13,7 @@ urlpatterns = [
     path("versions/<int:pk>/", views.version_detail, name="version"),
     path("versions/<int:pk>/promote/", views.version_promote, name="version_promote"),
     path("versions/<int:pk>/evaluate/", views.version_evaluate, name="version_evaluate"),
+    path("versions/<int:pk>/abstention/", views.version_abstention, name="version_abstention"),
     path("datasets/", views.dataset_index, name="datasets"),
     path("datasets/upload/", views.dataset_upload, name="dataset_upload"),
     path("datasets/<int:pk>/", views.dataset_detail, name="dataset"),

@@ -21,6 +21,7 @@ from django.views.decorators.http import require_POST
 from apps.accounts.roles import Role, role_required
 from apps.mlops.forms import (
     DatasetUploadForm,
+    ModelVersionAbstentionForm,
     ModelVersionEvaluateForm,
     ModelVersionPromoteForm,
     TrainingJobStartForm,
@@ -28,7 +29,7 @@ from apps.mlops.forms import (
 )
 from apps.mlops.models import TRAINABLE_ROLES, Dataset, ModelRole, ModelVersion, TrainingJob
 from apps.mlops.permissions import can_promote, can_see_traceback, can_train_role, can_view_role, visible_roles
-from apps.mlops.presenters import gate_view, report_view, version_row
+from apps.mlops.presenters import abstention_view, gate_view, report_view, version_row
 from apps.mlops.selectors import (
     active_version,
     dataset_list,
@@ -37,9 +38,16 @@ from apps.mlops.selectors import (
     role_overview,
     training_job_list,
 )
+from apps.mlops.services.abstention import (
+    AbstentionUnavailable,
+    model_version_abstention_update,
+    version_abstention_get,
+)
 from apps.mlops.services.datasets import DatasetRejected, dataset_create
+from apps.mlops.services.explain import is_explainable
 from apps.mlops.services.training import TooManyActiveJobs, training_job_cancel, training_job_create
 from apps.mlops.services.versions import PromotionRefused, model_version_promote, model_version_rollback
+from ml import explain as explain_limits
 
 ANY_ROLE = tuple(Role)
 RECENT_JOBS = 10
@@ -160,6 +168,7 @@ def _evaluate_datasets(user: Any, role: str) -> QuerySet[Dataset]:
 def version_detail(request: HttpRequest, pk: int) -> HttpResponse:
     version = _visible(_version_queryset(request.user), pk)
     metrics = version.metrics or {}
+    abstention = abstention_view(version_abstention_get(version), version.eval_report)
     return render(
         request,
         "mlops/version_detail.html",
@@ -179,6 +188,13 @@ def version_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "can_evaluate": can_train_role(request.user, version.role),
             "promote_form": ModelVersionPromoteForm(),
             "evaluate_form": ModelVersionEvaluateForm(datasets=_evaluate_datasets(request.user, version.role)),
+            "abstention": abstention,
+            "explain_url": reverse("api-mlops-version-explain", args=[version.pk]) if is_explainable(version) else "",
+            "explain_max_chars": explain_limits.MAX_CHARS,
+            "explain_max_words": explain_limits.MAX_WORDS,
+            "can_edit_abstention": can_promote(request.user) and version.kind.endswith("classifier"),
+            "abstention_form": ModelVersionAbstentionForm(
+                initial={"threshold": abstention["threshold"] if abstention else None}),
         },
     )
 
@@ -225,6 +241,25 @@ def version_evaluate(request: HttpRequest, pk: int) -> HttpResponse:
     dataset = form.cleaned_data.get("dataset")
     model_version_evaluate_task.delay(version.pk, dataset.pk if dataset else None)
     messages.info(request, "Evaluation queued; reload this page in a minute for the report.")
+    return redirect("mlops:version", pk=version.pk)
+
+
+@role_required(*ANY_ROLE)
+@require_POST
+def version_abstention(request: HttpRequest, pk: int) -> HttpResponse:
+    version = _visible(_version_queryset(request.user), pk)
+    _require_promote(request.user)
+    form = ModelVersionAbstentionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "The threshold must be a number from 0 to 1.")
+        return redirect("mlops:version", pk=version.pk)
+    try:
+        model_version_abstention_update(version=version, threshold=form.cleaned_data["threshold"],
+                                        user=request.user, request=request)
+    except (ValidationError, AbstentionUnavailable) as exc:
+        messages.error(request, " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc))
+        return redirect("mlops:version", pk=version.pk)
+    messages.success(request, f"{version.version} now abstains below {form.cleaned_data['threshold']:g}.")
     return redirect("mlops:version", pk=version.pk)
 
 

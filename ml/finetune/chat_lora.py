@@ -9,6 +9,8 @@ assistant's tokens only (its reply and the end-of-turn marker, so it also learns
 stop); user and system text is context. The result is a ``lora-causal-lm`` artifact: the
 peft adapter (safetensors, ~1 MB at r=8 on q/v), the tokenizer and a manifest whose
 ``base_model`` is the base causal-lm folder; ``ml.generate.load_chat_lm`` merges it.
+Training runs on ``ml.finetune.loop.Trainer``, the classifiers' loop: it can be cancelled,
+checkpoints mid-run and resumes exactly, and keeps the adapter of the best held-out loss.
 
     python -m ml.finetune.chat_lora --data chats.jsonl --base var/artifacts/chat-lm/default --out DIR
 """
@@ -21,62 +23,82 @@ import math
 import random
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase, get_linear_schedule_with_warmup
-from transformers import set_seed as hf_set_seed
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase, get_scheduler
 
 from ml import devices
-from ml.artifacts import ArtifactError, Manifest, new_version_id, read_manifest, sha256_file, write_manifest
-from ml.generate import write_dir_atomically
+from ml.artifacts import (
+    ArtifactError,
+    Manifest,
+    atomic_replace_dir,
+    new_version_id,
+    read_manifest,
+    sha256_file,
+    write_manifest,
+)
+from ml.finetune import checkpoint as ckpt
+from ml.finetune.events import Progress, TrainingDone, TrainingEvent, TrainingStarted
+from ml.finetune.loop import Evaluation, LoopSettings, Trainer, TrainingCancelled, epoch_batches, seed_all
+from ml.finetune.params import CHAT_LM_LR, TrainParams, add_cli_flags, chat_lm_field
+from ml.finetune.peft_methods import wrap_for_training
 
-__all__ = ["ChatLoraArgs", "encode_conversation", "load_conversations", "main", "train_chat_lora"]
+__all__ = ["ChatLoraArgs", "TrainingCancelled", "encode_conversation", "load_conversations", "main",
+           "train_chat_lora"]
 
 ROLES = ("system", "user", "assistant")
 IGNORE = -100  # label id that torch's cross-entropy skips
 MAX_PROBLEMS_SHOWN = 20
-Progress = Callable[[dict[str, Any]], None]
+LORA_TARGETS = ("q_proj", "v_proj")  # attention query/value projections of the Llama-style chat LM
 Conversation = list[dict[str, str]]
 
 
-@dataclass
-class ChatLoraArgs:
-    """Arguments of one LoRA run on the chat LM.
+@dataclass(kw_only=True)
+class ChatLoraArgs(TrainParams):
+    """Arguments of one LoRA run on the chat LM (same arguments again = resume).
+
+    The knobs a user may set (epochs, learning rate, batch size, max length, max steps,
+    seed, schedule, processes, ...) are inherited from ``ml.finetune.params.TrainParams``;
+    batch size and max length default to ``CHAT_LM_DEFAULTS``.
 
     Attributes:
         data: JSONL file of conversations.
         base_dir: the base ``causal-lm`` artifact folder.
         output_dir: where the adapter artifact is written.
-        epochs: passes over the training conversations.
-        learning_rate: AdamW step; LoRA trains ~0.1% of the weights, so 1e-4..5e-4.
-        batch_size: conversations per step.
-        max_length: tokens per conversation; longer ones are cut at the end.
-        seed: for the split, the shuffling and the adapter's initialisation.
-        max_steps: stop after this many optimizer steps (None: all epochs).
         lora_r: adapter rank.
         lora_alpha: adapter scale numerator (scale = alpha / r).
         lora_dropout: dropout on the adapter input.
         role: registry role written to the manifest.
-        job_key: key of the training job, written into the manifest ("" outside a job).
+        job_key: key of the training job, written into the manifest and the checkpoint
+            ("" outside a job).
+        checkpoint_dir: default ``<output_dir>.ckpt`` beside the output directory.
+        keep_checkpoint: keep the checkpoint folder after success.
     """
 
     data: Path
     base_dir: Path
     output_dir: Path
-    epochs: int = 3
-    learning_rate: float = 2e-4
-    batch_size: int = 4
-    max_length: int = 512
-    seed: int = 42
-    max_steps: int | None = None
+    batch_size: int = chat_lm_field("batch_size")
+    max_length: int = chat_lm_field("max_length")
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.05
     role: str = "chat-lm"
     job_key: str = ""
+    checkpoint_dir: Path | None = None
+    keep_checkpoint: bool = False
+
+    @property
+    def lr(self) -> float:
+        return self.learning_rate or CHAT_LM_LR
+
+    @property
+    def checkpoint_path(self) -> Path:
+        out = Path(self.output_dir)
+        return Path(self.checkpoint_dir or out.with_name(f"{out.name}.ckpt"))
 
 
 def _check_conversation(obj: Any) -> list[str]:
@@ -189,56 +211,72 @@ def encode_conversation(
     return list(enc["input_ids"]), labels
 
 
-def _batches(
-    rows: list[tuple[list[int], list[int]]], size: int, pad_id: int, device: str
-) -> list[dict[str, torch.Tensor]]:
-    out = []
-    for at in range(0, len(rows), size):
-        chunk = rows[at : at + size]
-        width = max(len(ids) for ids, _ in chunk)
-        ids = [ids + [pad_id] * (width - len(ids)) for ids, _ in chunk]
-        labels = [lab + [IGNORE] * (width - len(lab)) for _, lab in chunk]
-        mask = [[1] * len(i) + [0] * (width - len(i)) for i, _ in chunk]
-        out.append(
-            {
-                "input_ids": torch.tensor(ids, device=device),
-                "attention_mask": torch.tensor(mask, device=device),
-                "labels": torch.tensor(labels, device=device),
-            }
-        )
-    return out
+def _pad(rows: list[tuple[list[int], list[int]]], pad_id: int, device: str) -> dict[str, torch.Tensor]:
+    """One right-padded batch: ids, attention mask and labels (``-100`` on padding)."""
+    width = max(len(ids) for ids, _ in rows)
+    return {
+        "input_ids": torch.tensor([ids + [pad_id] * (width - len(ids)) for ids, _ in rows], device=device),
+        "attention_mask": torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in rows],
+                                       device=device),
+        "labels": torch.tensor([lab + [IGNORE] * (width - len(lab)) for _, lab in rows], device=device),
+    }
 
 
-def _event(name: str, **fields: Any) -> dict[str, Any]:
-    return {"event": name, **fields}
+class _ChatTask:
+    """Conversation batches (length-bucketed), the LM's own loss, held-out loss per token."""
+
+    def __init__(self, args: ChatLoraArgs, train_rows: list[tuple[list[int], list[int]]],
+                 eval_rows: list[tuple[list[int], list[int]]], pad_id: int, device: str) -> None:
+        self.args, self.pad_id, self.device = args, pad_id, device
+        self.train_rows, self.eval_rows = train_rows, eval_rows
+        self.lengths = [len(ids) for ids, _ in train_rows]
+
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        return epoch_batches(self.lengths, self.args.batch_size, self.args.seed, epoch, bucketing=True)
+
+    def batch_loss(self, model: torch.nn.Module, rows: list[int]) -> torch.Tensor:
+        return model(**_pad([self.train_rows[i] for i in rows], self.pad_id, self.device)).loss
+
+    def evaluate(self, model: torch.nn.Module) -> Evaluation | None:
+        """Mean loss per assistant token over the held-out conversations (lower is better)."""
+        if not self.eval_rows:
+            return None
+        was_training = model.training
+        model.eval()
+        total, count = 0.0, 0
+        with torch.inference_mode():
+            for at in range(0, len(self.eval_rows), self.args.batch_size):
+                batch = _pad(self.eval_rows[at:at + self.args.batch_size], self.pad_id, self.device)
+                n = int((batch["labels"][:, 1:] != IGNORE).sum())  # labels shift by one inside the model
+                total += float(model(**batch).loss) * n
+                count += n
+        model.train(was_training)
+        loss = total / max(1, count)
+        return Evaluation(score=-loss, eval_loss=loss)
 
 
-def _autocast(info: devices.DeviceInfo) -> Any:
-    device_type = "cuda" if info.device == "cuda" else info.device
-    return torch.autocast(
-        device_type, dtype=info.autocast_dtype or torch.float32, enabled=info.autocast_dtype is not None
-    )
+def _fingerprint(args: ChatLoraArgs, data_hash: str) -> dict[str, Any]:
+    """What must match for a checkpoint to be resumed (anything that changes the run)."""
+    record = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(args).items()}
+    for key in ("data", "output_dir", "checkpoint_dir", "keep_checkpoint", "checkpoint_every_steps", "job_key",
+                "processes"):
+        record.pop(key, None)
+    return {**record, "learning_rate": args.lr, "data_hash": data_hash}
 
 
-def _eval_loss(model: torch.nn.Module, batches: list[dict[str, torch.Tensor]], info: devices.DeviceInfo) -> float:
-    """Mean loss per assistant token over the held-out batches."""
-    model.eval()
-    total, count = 0.0, 0
-    with torch.inference_mode(), _autocast(info):
-        for batch in batches:
-            n = int((batch["labels"][:, 1:] != IGNORE).sum())  # labels shift by one inside the model
-            total += float(model(**batch).loss) * n
-            count += n
-    model.train()
-    return total / max(1, count)
-
-
-def train_chat_lora(args: ChatLoraArgs, progress: Progress | None = None) -> Manifest:
+def train_chat_lora(args: ChatLoraArgs, progress: Progress | None = None, *,
+                    should_stop: Callable[[], bool] | None = None, world: Any = None) -> Manifest:
     """Trains a LoRA adapter on conversations and writes it as an artifact.
 
+    Runs on ``ml.finetune.loop.Trainer``: cancellable (``should_stop``), checkpointed every
+    ``checkpoint_every_steps`` steps and every epoch, resumed exactly by a re-run with the
+    same arguments, the adapter of the epoch with the lowest held-out loss kept.
+
     Args:
-        args: what to train on and how.
-        progress: called with ``{"event": "start"|"step"|"epoch"|"done", ...}``.
+        args: what to train on and how (``processes > 1`` runs ``ml.finetune.distributed``).
+        progress: receives ``ml.finetune.events`` (a ``StepDone`` every step).
+        should_stop: polled after every step; True saves a checkpoint and cancels.
+        world: the data-parallel group when called inside a worker process (internal).
 
     Returns:
         The manifest written to ``args.output_dir``.
@@ -246,17 +284,19 @@ def train_chat_lora(args: ChatLoraArgs, progress: Progress | None = None) -> Man
     Raises:
         ValueError: the data is invalid or has no assistant tokens within ``max_length``.
         ArtifactError: the base folder is not a causal LM.
+        TrainingCancelled: ``should_stop()`` returned True (a re-run resumes).
     """
-    from peft import LoraConfig, TaskType, get_peft_model
+    if args.processes > 1 and world is None:
+        from ml.finetune.distributed import run_data_parallel
 
-    emit = progress or (lambda event: None)
+        return run_data_parallel(train_chat_lora, args, progress=progress, should_stop=should_stop)
     base_dir, output_dir = Path(args.base_dir).resolve(), Path(args.output_dir)
     if not (base_dir / "config.json").is_file():
         raise ArtifactError(f"base model folder {base_dir} has no config.json")
     conversations = load_conversations(args.data)
     data_hash = sha256_file(Path(args.data))
-    hf_set_seed(args.seed)
-    info = devices.current()
+    seed_all(args.seed)
+    device = world.device if world is not None else devices.current().device
     tokenizer = AutoTokenizer.from_pretrained(base_dir)  # nosec B615  # local base-model folder, not a hub id
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     encoded = [encode_conversation(tokenizer, c, args.max_length) for c in conversations]
@@ -268,101 +308,75 @@ def train_chat_lora(args: ChatLoraArgs, progress: Progress | None = None) -> Man
     n_eval = len(rows) // 10 if len(rows) >= 10 else 0
     eval_rows, train_rows = rows[:n_eval], rows[n_eval:]
 
+    per_epoch = math.ceil(len(train_rows) / args.batch_size)
+    total_steps = min(per_epoch * args.epochs, args.max_steps or per_epoch * args.epochs)
     # fp32 master weights; base_dir is the local folder checked above, not a hub id.
     base: Any = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)  # nosec B615
-    lora = LoraConfig(
-        task_type=TaskType.CAUSAL_LM,
-        r=args.lora_r,
-        lora_alpha=args.lora_alpha,
-        lora_dropout=args.lora_dropout,
-        target_modules=["q_proj", "v_proj"],
-    )
-    model = get_peft_model(base.to(info.device), lora)
-    model.train()
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    per_epoch = math.ceil(len(train_rows) / args.batch_size)
-    total_steps = per_epoch * args.epochs
-    if args.max_steps:
-        total_steps = min(total_steps, args.max_steps)
-    optimizer = torch.optim.AdamW(trainable, lr=args.learning_rate)
-    scheduler = get_linear_schedule_with_warmup(optimizer, max(1, total_steps // 10), total_steps)
-    eval_batches = _batches(eval_rows, args.batch_size, pad_id, info.device)
+    model = wrap_for_training(base.to(device), "lora", task="causal-lm", r=args.lora_r, alpha=args.lora_alpha,
+                              dropout=args.lora_dropout, target_modules=list(LORA_TARGETS))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr)
+    scheduler = get_scheduler(args.lr_schedule, optimizer, num_warmup_steps=int(total_steps * args.warmup_ratio),
+                              num_training_steps=total_steps)
+    ckpt_dir = args.checkpoint_path
+    trainer = Trainer(
+        model=model, forward_model=world.wrap(model) if world is not None else model, optimizer=optimizer,
+        scheduler=scheduler, task=_ChatTask(args, train_rows, eval_rows, pad_id, device),
+        settings=LoopSettings(epochs=args.epochs, total_steps=total_steps, patience=args.early_stopping_patience,
+                              checkpoint_every_steps=args.checkpoint_every_steps, progress_every=1),
+        checkpoint_dir=ckpt_dir, fingerprint=_fingerprint(args, data_hash),
+        owner={"job_key": args.job_key, "data_hash": data_hash}, emit=progress, should_stop=should_stop,
+        world=world)
+    resumed_from = trainer.resume().step
     split = {"train": len(train_rows), "eval": len(eval_rows)}
-    emit(_event("start", total_steps=total_steps, steps_per_epoch=per_epoch, device=info.device, split=split))
-
-    step, eval_loss = 0, None
-    epoch_losses: list[float] = []
-    order = random.Random(args.seed + 1)  # noqa: S311 - seeded for reproducible runs, not a secret
-    for epoch in range(args.epochs):
-        if step >= total_steps:
-            break
-        order.shuffle(train_rows)
-        epoch_losses = []
-        for batch in _batches(train_rows, args.batch_size, pad_id, info.device):
-            with _autocast(info):
-                loss = model(**batch).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            epoch_losses.append(float(loss.detach()))
-            lr = scheduler.get_last_lr()[0]
-            emit(_event("step", epoch=epoch + 1, step=step, total_steps=total_steps, loss=epoch_losses[-1], lr=lr))
-            if step >= total_steps:
-                break
-        eval_loss = _eval_loss(model, eval_batches, info) if eval_batches else None
-        train_loss = sum(epoch_losses) / len(epoch_losses)
-        emit(_event("epoch", epoch=epoch + 1, step=step, train_loss=train_loss, eval_loss=eval_loss))
-
+    trainer.emit(TrainingStarted(total_steps=total_steps, steps_per_epoch=per_epoch, resumed_from_step=resumed_from,
+                                 split=split, device=device, method="lora", processes=args.processes))
+    run = trainer.run()
+    if world is not None and world.rank != 0:
+        world.barrier()
+        return read_manifest(output_dir)
+    last = run.history[-1]
+    best = next(h for h in run.history if h["epoch"] == run.best_epoch)
     metrics: dict[str, Any] = {
-        "train_loss": sum(epoch_losses) / len(epoch_losses),  # mean over the last epoch's steps
-        "steps": step,
+        "train_loss": last["train_loss"],  # mean over the last epoch's steps
+        "steps": run.step,
+        "best_epoch": run.best_epoch,
+        "resumed_from_step": resumed_from,
         "train_conversations": len(train_rows),
         "eval_conversations": len(eval_rows),
         "skipped_conversations": len(encoded) - len(rows),
     }
-    if eval_loss is not None:
-        metrics["eval_loss"] = eval_loss
-        metrics["eval_perplexity"] = math.exp(min(eval_loss, 50.0))
+    if best["eval_loss"] is not None:
+        metrics["eval_loss"] = best["eval_loss"]
+        metrics["eval_perplexity"] = math.exp(min(best["eval_loss"], 50.0))
     try:
         parent = read_manifest(base_dir).version
     except ArtifactError:
         parent = None
     manifest = Manifest(
-        role=args.role,
-        kind="lora-causal-lm",
-        version=new_version_id(args.role),
-        base_model=str(base_dir),
-        task="chat",
-        data_hash=data_hash,
-        metrics=metrics,
-        parent_version=parent,
-        job_key=args.job_key,
-        extra={
-            "lora": {
-                "r": args.lora_r,
-                "alpha": args.lora_alpha,
-                "dropout": args.lora_dropout,
-                "target_modules": ["q_proj", "v_proj"],
-            },
-            "max_length": args.max_length,
-            "epochs": args.epochs,
-            "learning_rate": args.learning_rate,
-            "batch_size": args.batch_size,
-            "seed": args.seed,
-        },
-    )
+        role=args.role, kind="lora-causal-lm", version=new_version_id(args.role), base_model=str(base_dir),
+        task="chat", data_hash=data_hash, metrics=metrics, parent_version=parent, job_key=args.job_key,
+        extra={"lora": {"r": args.lora_r, "alpha": args.lora_alpha, "dropout": args.lora_dropout,
+                        "target_modules": list(LORA_TARGETS)},
+               "max_length": args.max_length, "epochs": args.epochs, "learning_rate": args.lr,
+               "batch_size": args.batch_size, "seed": args.seed, "processes": args.processes})
 
     def write(staging: Path) -> None:
         model.save_pretrained(str(staging), safe_serialization=True)  # adapter weights only
+        (staging / "README.md").unlink(missing_ok=True)  # peft's empty model card
         tokenizer.save_pretrained(staging)
+        write_manifest(staging, manifest)
 
-    write_dir_atomically(output_dir, write)
-    write_manifest(output_dir, manifest)  # last: its presence marks the artifact complete
-    emit(_event("done", artifact_dir=str(output_dir), version=manifest.version, metrics=metrics))
+    atomic_replace_dir(output_dir, write)
+    if not args.keep_checkpoint:
+        ckpt.clear(ckpt_dir)
+    trainer.emit(TrainingDone(artifact_dir=str(output_dir), version=manifest.version, metrics=metrics))
+    if world is not None:
+        world.barrier()
     return manifest
+
+
+def _print_event(event: TrainingEvent) -> None:
+    print(json.dumps(event.to_dict()), flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -371,26 +385,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True, help='JSONL, one {"messages": [...]} per line')
     parser.add_argument("--base", type=Path, required=True, help="base causal-lm artifact folder")
     parser.add_argument("--out", type=Path, required=True, help="output artifact folder")
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--lr", type=float, default=2e-4)
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--max-length", type=int, default=512)
-    parser.add_argument("--max-steps", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=42)
+    add_cli_flags(parser, "chat-lm", defaults=True)
     ns = parser.parse_args(argv)
-    args = ChatLoraArgs(
-        data=ns.data,
-        base_dir=ns.base,
-        output_dir=ns.out,
-        epochs=ns.epochs,
-        learning_rate=ns.lr,
-        batch_size=ns.batch_size,
-        max_length=ns.max_length,
-        max_steps=ns.max_steps,
-        seed=ns.seed,
-    )
+    knobs = {k: v for k, v in vars(ns).items() if k in ChatLoraArgs.__dataclass_fields__}
+    args = ChatLoraArgs(base_dir=ns.base, output_dir=ns.out, **knobs)
     try:
-        manifest = train_chat_lora(args, progress=lambda event: print(json.dumps(event), flush=True))
+        manifest = train_chat_lora(args, progress=_print_event)
     except (ValueError, ArtifactError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -22,14 +22,13 @@ import os
 import pickle
 import random
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ml.artifacts import set_aside
+from ml.artifacts import atomic_write, atomic_write_json, set_aside
 
 STATE = "state.pt"
 META = "meta.json"
@@ -38,16 +37,7 @@ log = logging.getLogger(__name__)
 
 
 def _atomic_save(obj: Any, target: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        _unlink_quiet(tmp)
-        raise
+    atomic_write(target, lambda tmp: torch.save(obj, tmp))
 
 
 def _unlink_quiet(path: str | Path) -> None:
@@ -58,9 +48,17 @@ def _unlink_quiet(path: str | Path) -> None:
         pass
 
 
-def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Copies of the parameters that train (all for a full fine-tune, LoRA + head for LoRA)."""
-    return {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters() if p.requires_grad}
+def trainable_state(model: torch.nn.Module, names: list[str] | None = None) -> dict[str, torch.Tensor]:
+    """Copies of the parameters that train (all for a full fine-tune, LoRA + head for LoRA).
+
+    Args:
+        model: the model.
+        names: the parameters to copy; default those with ``requires_grad`` now (pass the
+            run's trainable set while a phase has frozen some of them).
+    """
+    wanted = set(names) if names is not None else None
+    return {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters()
+            if (p.requires_grad if wanted is None else n in wanted)}
 
 
 def load_trainable_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
@@ -163,14 +161,7 @@ def write_meta(directory: Path, owner: dict[str, str], fingerprint: dict[str, An
     """Writes ``meta.json`` atomically: who the checkpoint belongs to and of which arguments."""
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / META
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{META}-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({"format": FORMAT, "owner": owner, "fingerprint": fingerprint}, fh, sort_keys=True)
-        os.replace(tmp, target)
-    except BaseException:
-        _unlink_quiet(tmp)
-        raise
+    atomic_write_json(target, {"format": FORMAT, "owner": owner, "fingerprint": fingerprint})
     return target
 
 
@@ -192,7 +183,8 @@ def clear(directory: Path) -> None:
 
 def save_training(directory: Path, fingerprint: dict[str, Any], model: torch.nn.Module,
                   optimizer: torch.optim.Optimizer, scheduler: Any, run: dict[str, Any], *,
-                  owner: dict[str, str] | None = None) -> Path:
+                  owner: dict[str, str] | None = None, scaler: Any = None,
+                  names: list[str] | None = None) -> Path:
     """Checkpoints a training run: trainable weights, optimizer, scheduler, RNG, position.
 
     Args:
@@ -203,15 +195,37 @@ def save_training(directory: Path, fingerprint: dict[str, Any], model: torch.nn.
         scheduler: its learning-rate scheduler.
         run: counters, history and best score (plain Python values).
         owner: who may resume it, e.g. ``{"job_key": ..., "data_hash": ...}``.
+        scaler: the fp16 ``GradScaler`` of the run, if any (its scale is part of the state).
+        names: the run's trainable parameters (see ``trainable_state``).
 
     Returns:
         The path of ``state.pt``.
     """
     write_meta(directory, owner or {}, fingerprint)  # constant during a run: safe to write first
-    return save_state(directory, {
-        "model": trainable_state(model), "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(), "rng": capture_rng(), "run": run,
-        "best_file": run.get("best_file")})
+    state = {"model": trainable_state(model, names), "optimizer": optimizer.state_dict(),
+             "scheduler": scheduler.state_dict(), "rng": capture_rng(), "run": run,
+             "best_file": run.get("best_file")}
+    if scaler is not None:
+        state["scaler"] = scaler.state_dict()
+    return save_state(directory, state)
+
+
+def _restore(saved: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+             scaler: Any) -> dict[str, Any]:
+    load_trainable_state(model, saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    if scaler is not None and "scaler" in saved:
+        scaler.load_state_dict(saved["scaler"])
+    restore_rng(saved["rng"])
+    return saved["run"]
+
+
+def load_run(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, *,
+             scaler: Any = None) -> dict[str, Any] | None:
+    """Loads a checkpoint another process already vetted (``resume_training``); the ``run`` dict."""
+    saved = load_state(directory)
+    return None if saved is None else _restore(saved, model, optimizer, scheduler, scaler)
 
 
 def _refuse(directory: Path, why: str) -> None:
@@ -221,7 +235,7 @@ def _refuse(directory: Path, why: str) -> None:
 
 def resume_training(directory: Path, fingerprint: dict[str, Any], model: torch.nn.Module,
                     optimizer: torch.optim.Optimizer, scheduler: Any, *,
-                    owner: dict[str, str] | None = None) -> dict[str, Any] | None:
+                    owner: dict[str, str] | None = None, scaler: Any = None) -> dict[str, Any] | None:
     """Restores the last checkpoint of the same run into model, optimizer and scheduler.
 
     A checkpoint of another owner (other run key or data hash), without a readable
@@ -254,8 +268,4 @@ def resume_training(directory: Path, fingerprint: dict[str, Any], model: torch.n
         return None
     if saved is None:
         return None
-    load_trainable_state(model, saved["model"])
-    optimizer.load_state_dict(saved["optimizer"])
-    scheduler.load_state_dict(saved["scheduler"])
-    restore_rng(saved["rng"])
-    return saved["run"]
+    return _restore(saved, model, optimizer, scheduler, scaler)

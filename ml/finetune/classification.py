@@ -1,10 +1,12 @@
-"""Fine-tunes a text classifier (intent, sentiment) on the MiniLM encoder: full or LoRA.
+"""Fine-tunes a text classifier (intent, sentiment) on the MiniLM encoder: full or peft.
 
-A hand-written torch loop rather than HF ``Trainer`` so that a background job controls it:
-progress callbacks, cooperative cancellation, early stopping on dev macro-F1 with the best
-weights kept, and checkpoints (every epoch and every ``checkpoint_every_steps`` steps) from
-which a killed run started again with the same arguments resumes at the same batch. The
-result is an artifact directory (``hf-classifier`` or ``lora-classifier``, see
+The loop is ``ml.finetune.loop.Trainer`` (shared with the chat LM): progress events,
+cooperative cancellation, early stopping on dev macro-F1 with the best weights kept,
+checkpoints (every epoch and every ``checkpoint_every_steps`` steps) from which a killed
+run started again with the same arguments resumes at the same batch, and data-parallel
+processes. This module adds what is classifier-specific: the split, the model and its
+head, the recipe (warmup + decay, a faster head, a head-only phase, an optional
+contrastive stage) and the artifact (``hf-classifier`` or ``lora-classifier``, see
 ``ml.artifacts``) whose manifest carries the held-out test report.
 
     python -m ml.finetune.classification --data sent.csv --role sentiment --method lora --out DIR
@@ -13,36 +15,34 @@ result is an artifact directory (``hf-classifier`` or ``lora-classifier``, see
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import math
-import random
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from ml import devices
-from ml.artifacts import MANIFEST, Manifest, new_version_id
-from ml.finetune import checkpoint as ckpt
-from ml.finetune.classifier_args import DEFAULT_LR, ClassifierTrainArgs, TrainingCancelled, TrainResult
+from ml.artifacts import MANIFEST, Manifest, atomic_write_json, new_version_id, read_manifest
+from ml.finetune.classifier_args import METHODS, ClassifierTrainArgs, TrainingCancelled, TrainResult
 from ml.finetune.classifier_io import evaluate_artifact, predict_texts, report_on, save_classifier
 from ml.finetune.data import DatasetInvalid, Split, class_weights, stratified_split, subsample, validate
+from ml.finetune.events import EpochDone, Progress, StepDone, TrainingDone, TrainingEvent, TrainingStarted
+from ml.finetune.loop import Evaluation, LoopSettings, Trainer, epoch_batches, head_parameter_names, seed_all
+from ml.finetune.params import add_cli_flags
 
 __all__ = ["ClassifierTrainArgs", "DatasetInvalid", "TrainResult", "TrainingCancelled",
            "evaluate_artifact", "predict_texts", "train_classifier", "main"]
 
 log = logging.getLogger(__name__)
 
-LORA_TARGETS = ["query", "value"]  # BERT attention projections (MiniLM is a BERT)
 PROGRESS_EVERY_STEPS = 10
-Progress = Callable[[dict[str, Any]], None]
+CONTRASTIVE_EPOCHS = 1  # SetFit's default: one pass over the generated pairs
+STAGE_RECORD = "trellis-stage.json"  # beside a contrastive encoder: what made it
 
 
 # -- data -------------------------------------------------------------------------------
@@ -71,93 +71,135 @@ def _prepare(args: ClassifierTrainArgs) -> tuple[list[str], Split, str]:
         split = stratified_split(report.rows, args.dev_fraction, args.test_fraction, args.seed)
     if args.max_train_rows:
         split.train = subsample(split.train, args.max_train_rows, args.seed)
+    split.oos = report.oos_rows
     return labels, split, data_hash
 
 
-def _epoch_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int,
-                   bucketing: bool) -> list[list[int]]:
-    """Batch order of one epoch, a pure function of (seed, epoch) so a resume can skip.
-
-    With bucketing, pools of 50 batches are sorted by length before being cut, so a batch
-    pads to similar lengths (less wasted compute), and the batches are then shuffled.
-    """
-    rng = random.Random(seed * 1000 + epoch)  # noqa: S311 - seeded for reproducible runs, not a secret
-    order = list(range(len(lengths)))
-    rng.shuffle(order)
-    if bucketing:
-        pool = batch_size * 50
-        order = [i for s in range(0, len(order), pool)
-                 for i in sorted(order[s:s + pool], key=lambda j: lengths[j])]
-    batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
-    if bucketing:
-        rng.shuffle(batches)
-    return batches
-
-
 # -- model ------------------------------------------------------------------------------
-def _build_model(args: ClassifierTrainArgs, labels: list[str]) -> torch.nn.Module:
+def _build_model(args: ClassifierTrainArgs, labels: list[str],
+                 total_steps: int | None = None) -> torch.nn.Module:
     from transformers import AutoModelForSequenceClassification
+
+    from ml.finetune.peft_methods import wrap_for_training
 
     model = AutoModelForSequenceClassification.from_pretrained(  # nosec B615  # local base-model folder, not a hub id
         str(args.base_model), num_labels=len(labels),
         id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)})
-    if args.method == "lora":
-        from peft import LoraConfig, TaskType, get_peft_model
-
-        config = LoraConfig(task_type=TaskType.SEQ_CLS, r=args.lora_r, lora_alpha=args.lora_alpha,
-                            lora_dropout=args.lora_dropout, target_modules=LORA_TARGETS,
-                            modules_to_save=["classifier"])
-        model = get_peft_model(model, config)
-    return model
+    # total_steps: AdaLoRA's rank-budget schedule needs it; the other methods ignore it.
+    return wrap_for_training(model, args.method, r=args.lora_r, alpha=args.lora_alpha,
+                             dropout=args.lora_dropout, total_steps=total_steps)
 
 
-def _optimizer(model: torch.nn.Module, args: ClassifierTrainArgs) -> torch.optim.Optimizer:
-    decay: list[torch.nn.Parameter] = []
-    no_decay: list[torch.nn.Parameter] = []
-    for param in model.parameters():
+def _optimizer(model: torch.nn.Module, args: ClassifierTrainArgs, head: frozenset[str]) -> torch.optim.Optimizer:
+    """AdamW; the head learns ``head_lr_multiplier`` times faster (it starts from random)."""
+    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
+    for name, param in model.named_parameters():
         if param.requires_grad:  # biases and LayerNorm gains are not decayed (BERT recipe)
-            (no_decay if param.ndim < 2 else decay).append(param)
-    groups = [{"params": decay, "weight_decay": args.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=args.lr)
+            groups.setdefault((name in head, param.ndim >= 2), []).append(param)
+    return torch.optim.AdamW(
+        [{"params": params, "weight_decay": args.weight_decay if decayed else 0.0,
+          "lr": args.lr * (args.head_lr_multiplier if is_head else 1.0)}
+         for (is_head, decayed), params in sorted(groups.items())], lr=args.lr)
 
 
-def _train_autocast(info: devices.DeviceInfo) -> contextlib.AbstractContextManager[Any]:
-    # bf16 autocast needs no loss scaling; fp16 would, so fp16 GPUs train in fp32.
-    if info.device == "cuda" and info.autocast_dtype == torch.bfloat16:
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+def _scheduler(optimizer: torch.optim.Optimizer, args: Any, total_steps: int) -> Any:
+    """Linear warmup over ``warmup_ratio`` of the steps, then linear or cosine decay to 0."""
+    from transformers import get_scheduler
+
+    return get_scheduler(args.lr_schedule, optimizer, num_warmup_steps=int(total_steps * args.warmup_ratio),
+                         num_training_steps=total_steps)
 
 
-# -- training ---------------------------------------------------------------------------
-def _seed_all(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+def _contrastive_base(args: ClassifierTrainArgs, split: Split, data_hash: str) -> Path:
+    """The encoder the classifier starts from: the base, or its contrastive-stage copy.
+
+    The contrastive encoder is kept beside the artifact (``<output>.contrastive``): an
+    adapter artifact names it as its base model. A re-run of the same arguments reuses it.
+    """
+    base = Path(args.base_model)
+    if not args.contrastive_pairs:
+        return base
+    out_dir = Path(args.output_dir).with_name(f"{Path(args.output_dir).name}.contrastive")
+    record = {"base_model": str(base), "pairs": args.contrastive_pairs, "epochs": CONTRASTIVE_EPOCHS,
+              "seed": args.seed, "data_hash": data_hash, "train_rows": len(split.train)}
+    try:
+        done = json.loads((out_dir / STAGE_RECORD).read_text(encoding="utf-8")) == record
+    except (OSError, ValueError):
+        done = False
+    if done:
+        return out_dir
+    from ml.finetune.contrastive import contrastive_stage
+
+    made = Path(contrastive_stage(base, split.train, pairs=args.contrastive_pairs, epochs=CONTRASTIVE_EPOCHS,
+                                  seed=args.seed, out_dir=out_dir))
+    atomic_write_json(made / STAGE_RECORD, record)
+    return made
+
+
+class _ClassifierTask:
+    """Batches of tokenized rows, class-weighted cross-entropy, dev macro-F1."""
+
+    def __init__(self, args: ClassifierTrainArgs, tokenizer: Any, split: Split, labels: list[str],
+                 device: str) -> None:
+        self.args, self.tokenizer, self.split, self.labels, self.device = args, tokenizer, split, labels, device
+        index = {label: i for i, label in enumerate(labels)}
+        self.texts = [t for t, _ in split.train]
+        self.targets = [index[label] for _, label in split.train]
+        self.lengths = [len(ids) for ids in tokenizer(self.texts, truncation=True,
+                                                      max_length=args.max_length)["input_ids"]]
+        weight = None
+        if args.class_weighting == "balanced":
+            weight = torch.tensor(class_weights([label for _, label in split.train], labels),
+                                  dtype=torch.float32, device=device)
+        self.loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
+
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        return epoch_batches(self.lengths, self.args.batch_size, self.args.seed, epoch, self.args.length_bucketing)
+
+    def batch_loss(self, model: torch.nn.Module, rows: list[int]) -> torch.Tensor:
+        feats = self.tokenizer([self.texts[i] for i in rows], padding=True, truncation=True,
+                               max_length=self.args.max_length, return_tensors="pt").to(self.device)
+        y = torch.tensor([self.targets[i] for i in rows], device=self.device)
+        return self.loss_fn(model(**feats).logits.float(), y)
+
+    def evaluate(self, model: torch.nn.Module) -> Evaluation | None:
+        if not self.split.dev:
+            return None
+        report, _ = report_on(model, self.tokenizer, self.split.dev, self.labels, max_length=self.args.max_length,
+                              batch_size=self.args.eval_batch_size)
+        return Evaluation(score=report["macro_f1"], dev=report)
 
 
 def _fingerprint(args: ClassifierTrainArgs, data_hash: str, labels: list[str]) -> dict[str, Any]:
     """What must match for a checkpoint to be resumed (anything that changes the run)."""
     record = args.record()
-    for key in ("output_dir", "checkpoint_dir", "parent_version", "keep_checkpoint",
+    for key in ("output_dir", "checkpoint_dir", "parent_version", "keep_checkpoint", "processes",
                 "checkpoint_every_steps", "eval_batch_size", "data", "test_data", "job_key"):
         record.pop(key, None)
     return {**record, "data_hash": data_hash, "labels": labels}
 
 
+def _check_output_dir(out_dir: Path) -> None:
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MANIFEST).is_file():
+        raise FileExistsError(f"{out_dir} is not empty and holds no artifact; not replacing it")
+
+
+# -- training ---------------------------------------------------------------------------
 def train_classifier(
     args: ClassifierTrainArgs,
     *,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
+    world: Any = None,
 ) -> TrainResult:
     """Fine-tunes, evaluates on the held-out split and writes the artifact.
 
     Args:
-        args: the run's arguments.
-        progress: called with ``{"event": "start"|"step"|"epoch"|"checkpoint"|"done", ...}``;
-            steps every 10 optimizer steps, epochs with ``train_loss`` and the ``dev`` report.
+        args: the run's arguments (``processes > 1`` runs ``ml.finetune.distributed``).
+        progress: receives ``ml.finetune.events`` (steps every 10 optimizer steps, epochs
+            with ``train_loss`` and the ``dev`` report).
         should_stop: polled after every step; True saves a checkpoint and cancels.
+        world: the data-parallel group when called inside a worker process (internal).
 
     Returns:
         The TrainResult.
@@ -166,163 +208,137 @@ def train_classifier(
         DatasetInvalid: validation failed (raised before any model loads).
         TrainingCancelled: ``should_stop()`` returned True (a re-run resumes).
         FileExistsError: ``output_dir`` holds something that is not an artifact.
+        DevicesUnavailable: ``processes`` asks for more GPUs than the machine has.
     """
-    emit = progress or (lambda event: None)
+    if args.processes > 1 and world is None:
+        from ml.finetune.distributed import run_data_parallel
+
+        return run_data_parallel(train_classifier, args, progress=progress, should_stop=should_stop)
     labels, split, data_hash = _prepare(args)
-    out_dir = Path(args.output_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MANIFEST).is_file():
-        raise FileExistsError(f"{out_dir} is not empty and holds no artifact; not replacing it")
+    _check_output_dir(Path(args.output_dir))
     ckpt_dir = args.checkpoint_path
     info = devices.current()
-    _seed_all(args.seed)  # before the head's random init, so two fresh runs match
+    device = world.device if world is not None else info.device
+    base_dir = _contrastive_base(args, split, data_hash) if world is None or world.rank == 0 else None
+    if world is not None:
+        base_dir = Path(world.broadcast_object(str(base_dir) if base_dir else None))
+    run_args = args if base_dir == Path(args.base_model) else _with_base(args, base_dir)
+    seed_all(args.seed)  # before the head's random init, so two fresh runs match
 
-    from transformers import AutoTokenizer, get_linear_schedule_with_warmup
+    from transformers import AutoTokenizer
 
-    base_dir = str(args.base_model)
-    tokenizer = AutoTokenizer.from_pretrained(base_dir)  # nosec B615  # local base-model folder, not a hub id
-    model = _build_model(args, labels).to(info.device)
-    index = {label: i for i, label in enumerate(labels)}
-    texts = [t for t, _ in split.train]
-    targets = [index[label] for _, label in split.train]
-    lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=args.max_length)["input_ids"]]
-    per_epoch = math.ceil(len(targets) / args.batch_size)
-    total_steps = per_epoch * args.epochs
-    optimizer = _optimizer(model, args)
-    scheduler = get_linear_schedule_with_warmup(
-        optimizer, int(total_steps * args.warmup_ratio), total_steps)
-    weight = None
-    if args.class_weighting == "balanced":
-        weight = torch.tensor(class_weights([label for _, label in split.train], labels),
-                              dtype=torch.float32, device=info.device)
-    loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
+    from ml.finetune.peft_methods import adapter_config_record, after_optimizer_step, auxiliary_loss
 
-    fingerprint = _fingerprint(args, data_hash, labels)
-    run: dict[str, Any] = {"epoch": 0, "batch": 0, "step": 0, "history": [], "best_score": None,
-                           "best_epoch": None, "best_file": None, "bad_epochs": 0,
-                           "stopped": False, "loss_sum": 0.0, "loss_n": 0, "seconds": 0.0}
-    owner = {"job_key": args.job_key, "data_hash": data_hash}  # checked before a checkpoint is read
-    restored = ckpt.resume_training(ckpt_dir, fingerprint, model, optimizer, scheduler, owner=owner)
-    if restored is not None:
-        run = restored
-        log.info("resuming from step %d (epoch %d, batch %d)", run["step"], run["epoch"] + 1, run["batch"])
-    resumed_from = run["step"]
-
-    def save(reason: str) -> None:
-        ckpt.save_training(ckpt_dir, fingerprint, model, optimizer, scheduler, run, owner=owner)
-        emit({"event": "checkpoint", "reason": reason, "step": run["step"], "epoch": run["epoch"] + 1})
-
-    emit({"event": "start", "total_steps": total_steps, "steps_per_epoch": per_epoch,
-          "resumed_from_step": resumed_from, "split": split.sizes(), "labels": labels,
-          "device": info.device, "method": args.method})
-    best_weights: dict[str, torch.Tensor] | None = None
-    while run["epoch"] < args.epochs and not run["stopped"]:
-        epoch = run["epoch"]
-        batches = _epoch_batches(lengths, args.batch_size, args.seed, epoch, args.length_bucketing)
-        model.train()
-        started = time.perf_counter()
-        for b in range(run["batch"], len(batches)):
-            idx = batches[b]
-            feats = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                              max_length=args.max_length, return_tensors="pt").to(info.device)
-            y = torch.tensor([targets[i] for i in idx], device=info.device)
-            with _train_autocast(info):
-                logits = model(**feats).logits
-            loss = loss_fn(logits.float(), y)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(
-                [p for p in model.parameters() if p.requires_grad], args.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            run["step"] += 1
-            run["batch"] = b + 1
-            run["loss_sum"] += float(loss.detach()) * len(idx)
-            run["loss_n"] += len(idx)
-            if run["step"] % PROGRESS_EVERY_STEPS == 0 or b + 1 == len(batches):
-                emit({"event": "step", "epoch": epoch + 1, "step": run["step"],
-                      "total_steps": total_steps, "loss": float(loss.detach()),
-                      "lr": scheduler.get_last_lr()[0]})
-            stop = should_stop is not None and should_stop()
-            periodic = args.checkpoint_every_steps and run["step"] % args.checkpoint_every_steps == 0
-            if stop or (periodic and b + 1 < len(batches)):
-                run["seconds"] += time.perf_counter() - started
-                started = time.perf_counter()
-                save("cancel" if stop else "steps")
-                if stop:
-                    raise TrainingCancelled(run["step"], ckpt_dir)
-        run["seconds"] += time.perf_counter() - started
-        train_loss = run["loss_sum"] / max(1, run["loss_n"])
-        dev_report, _ = report_on(model, tokenizer, split.dev, labels, max_length=args.max_length,
-                                  batch_size=args.eval_batch_size)
-        score = dev_report["macro_f1"] if split.dev else -train_loss
-        entry = {"epoch": epoch + 1, "train_loss": train_loss, "dev": dev_report,
-                 "train_seconds": run["seconds"], "train_samples": run["loss_n"],
-                 "step": run["step"]}
-        run["history"].append(entry)
-        if run["best_score"] is None or score > run["best_score"]:
-            best_weights = ckpt.trainable_state(model)
-            run.update(best_score=score, best_epoch=epoch + 1, bad_epochs=0,
-                       best_file=ckpt.save_best(ckpt_dir, epoch + 1, best_weights))
-        else:
-            run["bad_epochs"] += 1
-            run["stopped"] = run["bad_epochs"] >= args.early_stopping_patience
-        run.update(epoch=epoch + 1, batch=0, loss_sum=0.0, loss_n=0, seconds=0.0)
-        emit({"event": "epoch", **entry, "best_epoch": run["best_epoch"], "early_stop": run["stopped"]})
-        save("epoch")
-
-    if run["best_file"] is not None:
-        ckpt.load_trainable_state(model, best_weights or ckpt.load_best(ckpt_dir, run["best_file"]))
-    result = _finish(args, model, tokenizer, labels, split, data_hash, run, resumed_from)
+    tokenizer = AutoTokenizer.from_pretrained(str(base_dir))  # nosec B615  # local base-model folder, not a hub id
+    per_epoch = math.ceil(len(split.train) / args.batch_size)
+    total_steps = min(per_epoch * args.epochs, args.max_steps or per_epoch * args.epochs)
+    model = _build_model(run_args, labels, total_steps).to(device)
+    head = head_parameter_names(model)
+    optimizer = _optimizer(model, args, head)
+    scheduler = _scheduler(optimizer, args, total_steps)
+    task = _ClassifierTask(args, tokenizer, split, labels, device)
+    trainer = Trainer(
+        model=model, forward_model=world.wrap(model) if world is not None else model, optimizer=optimizer,
+        scheduler=scheduler, task=task,
+        settings=LoopSettings(epochs=args.epochs, total_steps=total_steps, max_grad_norm=args.max_grad_norm,
+                              patience=args.early_stopping_patience,
+                              checkpoint_every_steps=args.checkpoint_every_steps,
+                              progress_every=PROGRESS_EVERY_STEPS, head_only_epochs=args.head_only_epochs,
+                              head_names=head),
+        checkpoint_dir=ckpt_dir, fingerprint=_fingerprint(args, data_hash, labels),
+        owner={"job_key": args.job_key, "data_hash": data_hash},  # checked before a checkpoint is read
+        emit=progress, should_stop=should_stop, world=world,
+        after_step=lambda step: after_optimizer_step(model, step), extra_loss=lambda: auxiliary_loss(model))
+    resumed_from = trainer.resume().step
+    trainer.emit(TrainingStarted(total_steps=total_steps, steps_per_epoch=per_epoch, resumed_from_step=resumed_from,
+                                 split=split.sizes(), labels=labels, device=device, method=args.method,
+                                 processes=args.processes))
+    run = trainer.run()
+    if world is not None and world.rank != 0:
+        return TrainResult(read_manifest_after(world, Path(args.output_dir)), Path(args.output_dir), run.history,
+                           resumed_from)
+    adapter = adapter_config_record(model)
+    result = _finish(run_args, model, tokenizer, labels, split, data_hash, run.to_dict(), resumed_from, adapter)
     if not args.keep_checkpoint:
+        from ml.finetune import checkpoint as ckpt
+
         ckpt.clear(ckpt_dir)
-    emit({"event": "done", "artifact_dir": str(result.artifact_dir), "version": result.manifest.version,
-          "metrics": {k: result.manifest.metrics[k] for k in ("accuracy", "macro_f1", "weighted_f1")}})
+    trainer.emit(TrainingDone(artifact_dir=str(result.artifact_dir), version=result.manifest.version,
+                              metrics={k: result.manifest.metrics[k] for k in ("accuracy", "macro_f1", "weighted_f1")}))
+    if world is not None:
+        world.barrier()  # the other processes read the manifest once it is written
     return result
 
 
+def _with_base(args: ClassifierTrainArgs, base_dir: Path) -> ClassifierTrainArgs:
+    import dataclasses
+
+    return dataclasses.replace(args, base_model=str(base_dir))
+
+
+def read_manifest_after(world: Any, out_dir: Path) -> Manifest:
+    """The artifact's manifest, read by a non-main process once rank 0 has written it."""
+    world.barrier()
+    return read_manifest(out_dir)
+
+
 def _finish(args: ClassifierTrainArgs, model: torch.nn.Module, tokenizer: Any, labels: list[str],
-            split: Split, data_hash: str, run: dict[str, Any], resumed_from: int) -> TrainResult:
+            split: Split, data_hash: str, run: dict[str, Any], resumed_from: int,
+            adapter: dict[str, Any]) -> TrainResult:
     """Evaluates the best weights on the held-out rows and writes the artifact atomically."""
+    from ml.finetune.peft_methods import is_adapter_method
+
     held_out, evaluated_on = (split.test, "test") if split.test else (split.dev, "dev")
     metrics, preds = report_on(model, tokenizer, held_out, labels, max_length=args.max_length,
                                batch_size=args.eval_batch_size)
     gold = [label for _, label in held_out]
     best = next((h for h in run["history"] if h["epoch"] == run["best_epoch"]), None)
-    metrics["dev"] = best["dev"] if best else {}
+    metrics["dev"] = best["dev"] if best and best["dev"] else {}
     metrics["evaluated_on"] = evaluated_on
     majority = Counter(label for _, label in split.train).most_common(1)[0][0]
     metrics["majority_baseline_accuracy"] = (
         sum(g == majority for g in gold) / len(gold) if gold else 0.0)
     manifest = Manifest(
-        role=args.role, kind="lora-classifier" if args.method == "lora" else "hf-classifier",
+        role=args.role, kind="lora-classifier" if is_adapter_method(args.method) else "hf-classifier",
         version=new_version_id(args.role), base_model=str(args.base_model),
         task="text-classification", labels=labels, data_hash=data_hash, metrics=metrics,
         parent_version=args.parent_version, job_key=args.job_key,
-        extra={"max_length": args.max_length, "method": args.method,
+        extra={"max_length": args.max_length, "method": args.method, "adapter": adapter,
                "epochs_run": len(run["history"]), "best_epoch": run["best_epoch"],
                "split": split.sizes(), "train_args": args.record(), "resumed_from_step": resumed_from,
                "steps": run["step"], "train_seconds": sum(h["train_seconds"] for h in run["history"])})
     out_dir = save_classifier(model, tokenizer, manifest, Path(args.output_dir))
+    manifest = _calibrate(out_dir, split) or manifest
     return TrainResult(manifest, out_dir, run["history"], resumed_from, list(held_out), preds)
 
 
+def _calibrate(out_dir: Path, split: Split) -> Manifest | None:
+    """Temperature and abstention fitted on the dev rows and the out-of-scope examples
+    (ml.abstention), written into the artifact's manifest; None when the dev rows cannot."""
+    from ml.abstention import calibrate_artifact
+    from ml.registry import Registry
+
+    try:
+        return calibrate_artifact(out_dir, split.dev + split.oos, train_texts=[t for t, _ in split.train],
+                                  registry=Registry())
+    except ValueError as exc:
+        log.warning("no calibration for %s: %s", out_dir, exc)
+        return None
+
+
 # -- command line -----------------------------------------------------------------------
-def _print_progress(event: dict[str, Any]) -> None:
-    kind = event["event"]
-    if kind == "start":
-        print(f"start: {event['split']} labels={len(event['labels'])} steps={event['total_steps']} "
-              f"resumed_from_step={event['resumed_from_step']} on {event['device']}", flush=True)
-    elif kind == "step":
-        print(f"epoch {event['epoch']} step {event['step']}/{event['total_steps']} "
-              f"loss {event['loss']:.4f}", flush=True)
-    elif kind == "epoch":
-        dev = event["dev"]
-        print(f"epoch {event['epoch']}: train_loss {event['train_loss']:.4f} dev acc "
-              f"{dev['accuracy']:.4f} macro_f1 {dev['macro_f1']:.4f} "
-              f"({event['train_samples'] / max(event['train_seconds'], 1e-9):.1f} samples/s)",
-              flush=True)
-    elif kind == "done":
-        print(f"done: {event['artifact_dir']} {json.dumps(event['metrics'])}", flush=True)
+def _print_progress(event: TrainingEvent) -> None:
+    if isinstance(event, TrainingStarted):
+        print(f"start: {event.split} labels={len(event.labels)} steps={event.total_steps} "
+              f"resumed_from_step={event.resumed_from_step} on {event.device} x{event.processes}", flush=True)
+    elif isinstance(event, StepDone):
+        print(f"epoch {event.epoch} step {event.step}/{event.total_steps} loss {event.loss:.4f}", flush=True)
+    elif isinstance(event, EpochDone) and event.dev:
+        print(f"epoch {event.epoch}: train_loss {event.train_loss:.4f} dev acc "
+              f"{event.dev['accuracy']:.4f} macro_f1 {event.dev['macro_f1']:.4f} "
+              f"({event.train_samples / max(event.train_seconds, 1e-9):.1f} samples/s)", flush=True)
+    elif isinstance(event, TrainingDone):
+        print(f"done: {event.artifact_dir} {json.dumps(event.metrics)}", flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -331,14 +347,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", required=True, help="CSV (text,label) or JSONL file")
     parser.add_argument("--role", required=True, help="registry role, e.g. intent or sentiment")
     parser.add_argument("--out", required=True, help="artifact directory to write")
-    parser.add_argument("--method", choices=sorted(DEFAULT_LR), default="full")
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--lr", type=float, default=None)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--max-length", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--patience", type=int, default=2)
-    parser.add_argument("--max-train-rows", type=int, default=None)
+    parser.add_argument("--method", choices=METHODS, default="full")
+    add_cli_flags(parser, "classifier", defaults=True)
     parser.add_argument("--labels", default=None, help="comma-separated expected labels")
     parser.add_argument("--test-data", default=None, help="held-out test file (else 10%% of data)")
     parser.add_argument("--base-model", default=None, help="encoder folder (default: bundled MiniLM)")
@@ -347,14 +357,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     extra = {"base_model": ns.base_model} if ns.base_model else {}
-    args = ClassifierTrainArgs(
-        data=ns.data, role=ns.role, output_dir=ns.out, method=ns.method, epochs=ns.epochs,
-        learning_rate=ns.lr, batch_size=ns.batch_size, max_length=ns.max_length, seed=ns.seed,
-        early_stopping_patience=ns.patience, max_train_rows=ns.max_train_rows,
-        labels=ns.labels.split(",") if ns.labels else None, test_data=ns.test_data,
-        parent_version=ns.parent_version, checkpoint_dir=ns.checkpoint_dir, **extra)
+    knobs = {k: v for k, v in vars(ns).items() if k in ClassifierTrainArgs.__dataclass_fields__ and k != "base_model"}
+    knobs.update(labels=ns.labels.split(",") if ns.labels else None, output_dir=ns.out, **extra)
     try:
-        result = train_classifier(args, progress=_print_progress)
+        result = train_classifier(ClassifierTrainArgs(**knobs), progress=_print_progress)
     except DatasetInvalid as exc:
         print(json.dumps(exc.report.to_dict(), indent=2), file=sys.stderr)
         return 2

@@ -13,37 +13,29 @@ from typing import Any
 from ml.artifacts import Manifest
 from ml.defaults import embedder_weights
 from ml.finetune.data import DEFAULT_MAX_BYTES, Row
+from ml.finetune.loop import TrainingCancelled
+from ml.finetune.params import TrainParams
+from ml.finetune.peft_methods import DEFAULT_LR, METHODS
 
-DEFAULT_LR = {"full": 5e-5, "lora": 5e-4}  # LoRA trains 0.3% of the weights: 10x the step
-
-
-class TrainingCancelled(Exception):
-    """``should_stop()`` asked to stop; a checkpoint at ``step`` lets a re-run resume."""
-
-    def __init__(self, step: int, checkpoint_dir: Path) -> None:
-        super().__init__(f"training cancelled at step {step}; checkpoint in {checkpoint_dir}")
-        self.step = step
-        self.checkpoint_dir = checkpoint_dir
+__all__ = ["DEFAULT_LR", "METHODS", "ClassifierTrainArgs", "TrainResult", "TrainingCancelled"]
 
 
-@dataclass
-class ClassifierTrainArgs:
+@dataclass(kw_only=True)
+class ClassifierTrainArgs(TrainParams):
     """Arguments of one fine-tuning run (same arguments again = resume).
+
+    The knobs a user may set (epochs, learning rate, batch size, schedule, head recipe,
+    processes, ...) are inherited from ``ml.finetune.params.TrainParams`` with their bounds
+    and help; the rest are set by the code that starts the run.
 
     Attributes:
         data: CSV/JSONL path or ``(text, label)`` rows.
         role: registry role of the result (``intent``, ``sentiment``).
         output_dir: the artifact directory to write (replaced if it holds an artifact).
         base_model: encoder folder (default: the bundled MiniLM).
-        method: ``full`` (every weight) or ``lora`` (r=8 adapters on query/value + head).
-        epochs: upper bound; early stopping may end sooner.
-        learning_rate: peak AdamW rate; None = 5e-5 (full) / 5e-4 (LoRA).
-        batch_size: rows per step. max_length: tokens per row (longer is truncated).
-        seed: seeds python, numpy and torch, the split and the batch order.
-        early_stopping_patience: epochs without a better dev macro-F1 before stopping.
-        checkpoint_every_steps: mid-epoch checkpoint interval (0 = only at epoch ends).
+        method: one of ``ml.finetune.peft_methods.METHODS``: ``full`` (every weight) or a
+            peft method (``lora``: r=8 adapters on query/value + head, ...).
         class_weighting: ``balanced`` (inverse-frequency loss weights) or ``none``.
-        max_train_rows: cap of the training split (quick runs); dev/test stay whole.
         labels: the label set expected (of the model being retrained); head order if given.
         parent_version: version this run starts from, recorded in the manifest.
         checkpoint_dir: default ``<output_dir>.ckpt`` beside the output directory.
@@ -57,22 +49,13 @@ class ClassifierTrainArgs:
     output_dir: str | Path
     base_model: str | Path = field(default_factory=lambda: str(embedder_weights()))
     method: str = "full"
-    epochs: int = 3
-    learning_rate: float | None = None
-    batch_size: int = 16
-    max_length: int = 64
-    seed: int = 42
-    early_stopping_patience: int = 2
-    checkpoint_every_steps: int = 200
     class_weighting: str = "balanced"
-    max_train_rows: int | None = None
     labels: list[str] | None = None
     parent_version: str | None = None
     checkpoint_dir: str | Path | None = None
     test_data: str | Path | list[Row] | None = None
     dev_fraction: float = 0.1
     test_fraction: float = 0.1
-    warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     lora_r: int = 8
@@ -85,8 +68,8 @@ class ClassifierTrainArgs:
     job_key: str = ""
 
     def __post_init__(self) -> None:
-        if self.method not in DEFAULT_LR:
-            raise ValueError(f"method must be 'full' or 'lora', not {self.method!r}")
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, not {self.method!r}")
         if self.class_weighting not in {"balanced", "none"}:
             raise ValueError(f"class_weighting must be 'balanced' or 'none', not {self.class_weighting!r}")
         self.output_dir = Path(self.output_dir)

@@ -6,9 +6,6 @@ each scored on the same held-out rows with ``ml.metrics.classification_report``.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +13,7 @@ from typing import Any
 import torch
 
 from ml import devices
-from ml.artifacts import Manifest, read_manifest, write_manifest
+from ml.artifacts import Manifest, atomic_replace_dir, read_manifest, write_manifest
 from ml.finetune.data import Row
 from ml.metrics import classification_report
 
@@ -81,20 +78,13 @@ def save_classifier(model: Any, tokenizer: Any, manifest: Manifest,
     Returns:
         ``out_dir``.
     """
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}-"))
-    try:
-        model.save_pretrained(str(tmp), safe_serialization=True)
-        (tmp / "README.md").unlink(missing_ok=True)  # peft's empty model card
-        tokenizer.save_pretrained(str(tmp))
-        write_manifest(tmp, manifest)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out_dir
+    def write(staging: Path) -> None:
+        model.save_pretrained(str(staging), safe_serialization=True)
+        (staging / "README.md").unlink(missing_ok=True)  # peft's empty model card
+        tokenizer.save_pretrained(str(staging))
+        write_manifest(staging, manifest)
+
+    return atomic_replace_dir(out_dir, write)
 
 
 def evaluate_artifact(artifact_dir: str | Path, rows: Sequence[Row], *,

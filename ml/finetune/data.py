@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from ml.finetune.splits import Row, Split, class_weights, stratified_split, subsample
+from ml.ood import OOS_LABEL  # rows with this label are out-of-scope examples, not a class
 
-__all__ = ["DEFAULT_MAX_BYTES", "MAX_LABELS", "MAX_LABEL_CHARS", "MAX_TEXT_CHARS", "DatasetInvalid", "Row",
+__all__ = ["DEFAULT_MAX_BYTES", "MAX_LABELS", "MAX_LABEL_CHARS", "MAX_TEXT_CHARS", "OOS_LABEL", "DatasetInvalid", "Row",
            "Split", "ValidationReport", "class_weights", "load_rows", "rows_hash", "stratified_split",
            "subsample", "validate"]
 
@@ -68,6 +69,8 @@ class ValidationReport:
         label_counts: label -> number of clean rows.
         imbalance_ratio: largest over smallest class count (0 when there are no rows).
         data_hash: sha256 of the file bytes (or of the canonical JSONL of in-memory rows).
+        oos_rows: clean rows labelled with the out-of-scope label: examples of what the
+            model must abstain on, not a class (not in ``rows`` or ``label_counts``).
     """
 
     ok: bool
@@ -80,13 +83,16 @@ class ValidationReport:
     label_counts: dict[str, int] = field(default_factory=dict)
     imbalance_ratio: float = 0.0
     data_hash: str = ""
+    oos_rows: list[Row] = field(default_factory=list)
 
     def to_dict(self, *, include_rows: bool = False) -> dict[str, Any]:
         """JSON-ready summary (rows left out unless asked: they can be large)."""
         data = asdict(self)
         if not include_rows:
             data.pop("rows")
+            data.pop("oos_rows")
         data["n_rows"] = len(self.rows)
+        data["n_oos_rows"] = len(self.oos_rows)
         return data
 
 
@@ -282,6 +288,7 @@ def validate(
     max_bytes: int | None = DEFAULT_MAX_BYTES,
     expected_labels: set[str] | None = None,
     min_per_class: int = 2,
+    oos_label: str | None = OOS_LABEL,
 ) -> ValidationReport:
     """Checks a dataset before training and returns its clean rows.
 
@@ -298,6 +305,8 @@ def validate(
         max_bytes: size limit of a file (None: no limit).
         expected_labels: the label set of the model being retrained, if any.
         min_per_class: fewer rows than this in a class is reported as tiny.
+        oos_label: rows with this label are out-of-scope examples, set aside in
+            ``oos_rows`` (None: every label is a class). A dataset of nothing else is refused.
 
     Returns:
         The ValidationReport (``ok`` False when there are errors).
@@ -332,6 +341,12 @@ def validate(
         if not parsed and not errors:
             errors.append("no rows")
     rows, duplicates, conflicts = _dedupe(parsed)
+    oos_rows = [r for r in rows if oos_label is not None and r[1] == oos_label]
+    if oos_rows:
+        rows = [r for r in rows if r[1] != oos_label]
+        if not rows:
+            errors.append(f"every row is labelled {oos_label!r}, the out-of-scope label: out-of-scope rows "
+                          "are examples to abstain on, not a class; add rows of at least two real labels")
     counts = dict(sorted(Counter(label for _, label in rows).items()))
     if len(counts) > MAX_LABELS:
         # The counts are left out of the report: listing them is what the limit prevents.
@@ -340,7 +355,7 @@ def validate(
         counts = {}
     report = ValidationReport(ok=False, errors=errors, rows=rows, dropped_empty=dropped,
                               duplicates=duplicates, conflicts=conflicts, label_counts=counts,
-                              data_hash=data_hash)
+                              data_hash=data_hash, oos_rows=oos_rows)
     if counts:
         report.imbalance_ratio = max(counts.values()) / min(counts.values())
     if not errors:
@@ -349,6 +364,9 @@ def validate(
         report.warnings.append(f"{dropped} row(s) with an empty text or label dropped")
     if duplicates:
         report.warnings.append(f"{duplicates} duplicate row(s) dropped")
+    if oos_rows:
+        report.warnings.append(f"{len(oos_rows)} row(s) labelled {oos_label!r} kept aside as out-of-scope examples "
+                               "(for the abstention threshold, not a class)")
     if conflicts:
         report.warnings.append(
             f"{conflicts} text(s) had conflicting labels; all their rows were dropped")

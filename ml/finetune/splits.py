@@ -9,18 +9,19 @@ from __future__ import annotations
 import random
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 Row = tuple[str, str]
 
 
 @dataclass
 class Split:
-    """Train / dev / test rows."""
+    """Train / dev / test rows, and the out-of-scope examples set aside (never a class)."""
 
     train: list[Row]
     dev: list[Row]
     test: list[Row]
+    oos: list[Row] = field(default_factory=list)
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train), "dev": len(self.dev), "test": len(self.test)}

@@ -39,6 +39,7 @@ from tests.mlops.factories import (
     UserFactory,
     isolate,
 )
+from tests.recommend.factories import access_matrix_objects, recommend_isolate
 
 pytestmark = pytest.mark.django_db
 
@@ -181,6 +182,9 @@ PAGE_CASES = [
       for k in KINDS],
     *[Case(f"evaluate {k}", "POST", f"/models/versions/{{{k}_candidate}}/evaluate/", page(trains(k, 302)))
       for k in KINDS],
+    # Admins are sent back to the version page (its artifact is missing here: an error message).
+    *[Case(f"abstention {k}", "POST", f"/models/versions/{{{k}_candidate}}/abstention/",
+           page(admin_after_visible(k, 302)), data=lambda ids: {"threshold": "0.5"}) for k in KINDS],
     Case("datasets", "GET", "/models/datasets/", page(every(200))),
     Case("upload form", "GET", "/models/datasets/upload/", page(lambda role: 200 if role in UPLOADERS else 403)),
     # Agents may upload, but not for the analysts' model role: the form refuses the choice.
@@ -230,6 +234,17 @@ API_CASES = [
       for k in KINDS],
     *[Case(f"evaluate {k}", "POST", f"/api/mlops/versions/{{{k}_candidate}}/evaluate/", api(trains(k, 202)),
            api=True) for k in KINDS],
+    *[Case(f"abstention {k}", "GET", f"/api/mlops/versions/{{{k}_candidate}}/abstention/", api(seen(k)), api=True)
+      for k in KINDS],
+    # The factory versions have no artifact: an admin gets past the checks to 409.
+    *[Case(f"set abstention {k}", "PATCH", f"/api/mlops/versions/{{{k}_candidate}}/abstention/",
+           api(admin_only(409)), api=True, data=lambda ids: {"threshold": 0.5}) for k in KINDS],
+    # Explanations: the candidates' artifacts do not exist here, so a caller who may see the version
+    # gets past the access check to 503 (nothing loads); an embedder version is no classifier (400).
+    *[Case(f"explain {k}", "POST", f"/api/mlops/versions/{{{k}_candidate}}/explain/", api(seen(k, 503)),
+           api=True, data=lambda ids: {"texts": ["hello"]}) for k in KINDS],
+    Case("explain embedder", "POST", "/api/mlops/versions/{embedder_candidate}/explain/",
+         api(seen("embedder", 400)), api=True, data=lambda ids: {"texts": ["hello"]}),
 ]
 # The inference API, with no model able to serve (the fixture makes every role unavailable):
 # a caller allowed to use a model gets past the access check to 503 (or to 400 for naming a
@@ -248,7 +263,75 @@ SERVING_CASES = [
          data=lambda ids: {"texts": ["hello"]}),
     Case("serving stats", "GET", "/api/ml/stats/", api(admin_only(200)), api=True),
 ]
-CASES = PAGE_CASES + API_CASES + SERVING_CASES
+# Recommendations (apps/recommend): merchandisers and admins; the widget's two endpoints are
+# public (a widget key, checked after the query: without one every caller gets 400). Nothing is
+# fitted here, so a merchandiser's recommendations answer 503; the A/B test in the world runs,
+# so another cannot start (400).
+MERCHANDISERS = {"admin", "merchandiser"}
+
+
+def merch(ok: int) -> Callable[[str], int]:
+    return lambda role: ok if role in MERCHANDISERS else 403
+
+
+def _catalogue_file(ids: Ids) -> dict[str, Any]:
+    return {"file": SimpleUploadedFile("items.csv", b"external_id,title\nnew-item,New\n", content_type="text/csv")}
+
+
+_VARIANTS = [{"name": "A", "weights": {"popularity": 1}}, {"name": "B", "weights": {"content": 1}}]
+RECOMMEND_CASES = [
+    Case("recommend home", "GET", "/recommend/", page(merch(200))),
+    Case("recommend import", "POST", "/recommend/imports/", page(merch(302)), data=_catalogue_file),
+    Case("recommend import page", "GET", "/recommend/imports/{rec_import}/", page(merch(200))),
+    Case("recommend rebuild", "POST", "/recommend/index/rebuild/", page(merch(302))),
+    Case("recommend fit", "POST", "/recommend/fit/", page(merch(302))),
+    Case("recommend item", "GET", "/recommend/items/rec-item/", page(merch(200))),
+    Case("recommend customers", "GET", "/recommend/customers/", page(merch(200))),
+    Case("recommend abtests", "GET", "/recommend/abtests/", page(merch(200))),
+    Case("recommend abtest", "GET", "/recommend/abtests/{rec_abtest}/", page(merch(200))),
+    Case("recommend abtest stop", "POST", "/recommend/abtests/{rec_abtest}/stop/", page(merch(302))),
+    Case("recommend evaluations", "GET", "/recommend/evaluations/", page(merch(200))),
+    Case("recommend evaluation", "GET", "/recommend/evaluations/{rec_evaluation}/", page(merch(200))),
+    Case("recommend widget keys page", "GET", "/recommend/widget/", page(merch(200))),
+    Case("recommend widget key rotate", "POST", "/recommend/widget/{rec_widget_key}/rotate/", page(merch(200))),
+    Case("recommend widget key revoke", "POST", "/recommend/widget/{rec_widget_key}/revoke/", page(merch(302))),
+    Case("rec items", "GET", "/api/recommend/items/", api(merch(200)), api=True),
+    Case("rec item create", "POST", "/api/recommend/items/", api(merch(201)), api=True,
+         data=lambda ids: {"external_id": "made", "title": "Made"}),
+    Case("rec item", "GET", "/api/recommend/items/rec-item/", api(merch(200)), api=True),
+    Case("rec similar", "GET", "/api/recommend/items/rec-item/similar/", api(merch(200)), api=True),
+    Case("rec import", "POST", "/api/recommend/imports/", api(merch(202)), api=True, data=_catalogue_file),
+    Case("rec import status", "GET", "/api/recommend/imports/{rec_import}/", api(merch(200)), api=True),
+    Case("rec events", "POST", "/api/recommend/events/", api(merch(200)), api=True,
+         data=lambda ids: {"events": [{"event_id": "e1", "user": "u1", "item": "rec-item", "kind": "view"}]}),
+    Case("rec merge", "POST", "/api/recommend/sessions/merge/", api(merch(200)), api=True,
+         data=lambda ids: {"session": "s1", "user": "u1"}),
+    Case("rec click", "POST", "/api/recommend/clicks/", api(merch(404)), api=True,
+         data=lambda ids: {"impression_id": "00000000-0000-0000-0000-000000000000"}),
+    Case("rec user", "GET", "/api/recommend/users/u1/recommendations/", api(merch(503)), api=True),
+    Case("rec rebuild", "POST", "/api/recommend/index/rebuild/", api(merch(202)), api=True),
+    Case("rec fit", "POST", "/api/recommend/fit/", api(merch(202)), api=True),
+    Case("rec abtests", "GET", "/api/recommend/abtests/", api(merch(200)), api=True),
+    Case("rec abtest create", "POST", "/api/recommend/abtests/", api(merch(400)), api=True,
+         data=lambda ids: {"name": "second", "variants": _VARIANTS}),
+    Case("rec abtest", "GET", "/api/recommend/abtests/{rec_abtest}/", api(merch(200)), api=True),
+    Case("rec abtest stop", "POST", "/api/recommend/abtests/{rec_abtest}/stop/", api(merch(200)), api=True,
+         data=lambda ids: {"winner": "A"}),
+    Case("rec evaluations", "GET", "/api/recommend/evaluations/", api(merch(200)), api=True),
+    Case("rec evaluation create", "POST", "/api/recommend/evaluations/", api(merch(202)), api=True,
+         data=lambda ids: {"cutoff": "2025-01-01T00:00:00Z"}),
+    Case("rec evaluation", "GET", "/api/recommend/evaluations/{rec_evaluation}/", api(merch(200)), api=True),
+    Case("rec widget keys", "GET", "/api/recommend/widget-keys/", api(merch(200)), api=True),
+    Case("rec widget key create", "POST", "/api/recommend/widget-keys/", api(merch(201)), api=True,
+         data=lambda ids: {"name": "shop", "allowed_origins": ["https://shop.example"]}),
+    Case("rec widget key rotate", "POST", "/api/recommend/widget-keys/{rec_widget_key}/rotate/", api(merch(200)),
+         api=True),
+    Case("rec widget key revoke", "POST", "/api/recommend/widget-keys/{rec_widget_key}/revoke/", api(merch(200)),
+         api=True),
+    Case("rec widget", "GET", "/api/recommend/widget/recommendations/", lambda who: 400, api=True),
+    Case("rec widget click", "POST", "/api/recommend/widget/clicks/", lambda who: 400, api=True),
+]
+CASES = PAGE_CASES + API_CASES + SERVING_CASES + RECOMMEND_CASES
 # Exercised by every API case (it is how the callers get their tokens), and by tests/accounts.
 AUTH_ROUTES = {"api/auth/token/"}
 
@@ -316,6 +399,8 @@ def world(settings, tmp_path, monkeypatch, rest_client) -> SimpleNamespace:
         ids[f"{kind}_active"] = ModelVersionFactory(
             role=kind, version=f"{kind}-marker-active", status=ModelVersion.Status.ACTIVE, created_by=owner).pk
     ids["embedder_candidate"] = ModelVersionFactory(role="embedder", version="embedder-shared", kind="embedder").pk
+    recommend_isolate(settings, tmp_path)
+    ids.update(access_matrix_objects())
     return SimpleNamespace(owners=owners, ids=ids)
 
 
@@ -472,7 +557,8 @@ def test_every_route_is_in_the_matrix():
 
     ids = dict.fromkeys(["intent_dataset", "intent_job", "intent_candidate", "intent_active",
                          "sentiment_dataset", "sentiment_job", "sentiment_candidate", "sentiment_active",
-                         "embedder_candidate", "agent_token"], 1)
+                         "embedder_candidate", "agent_token", "rec_import", "rec_abtest", "rec_evaluation",
+                         "rec_widget_key"], 1)
     covered = {resolve(case.path.format_map(ids)).route for case in CASES} | AUTH_ROUTES
     assert _routes(get_resolver().url_patterns) - covered == set(), "add these routes to the access matrix"
 

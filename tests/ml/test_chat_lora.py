@@ -16,6 +16,8 @@ from ml.finetune.chat_lora import (
     load_conversations,
     train_chat_lora,
 )
+from ml.finetune.events import StepDone, TrainingDone, TrainingStarted
+from ml.finetune.loop import TrainingCancelled
 from ml.generate import ChatLM, GenerationStats
 
 TOPICS = ["my order", "a refund", "my password", "the invoice", "delivery", "my account"]
@@ -142,8 +144,9 @@ def test_train_writes_an_adapter_that_reloads_and_generates(tmp_path, base_dir, 
     assert math.isfinite(on_disk.metrics["eval_loss"])
     assert on_disk.metrics["steps"] == 4
     assert on_disk.metrics["eval_conversations"] == 1
-    assert [e["step"] for e in events if e["event"] == "step"] == [1, 2, 3, 4]
-    assert events[-1]["event"] == "done"
+    assert [e.step for e in events if isinstance(e, StepDone)] == [1, 2, 3, 4]
+    assert isinstance(events[-1], TrainingDone)
+    assert not (tmp_path / "chat-lora.ckpt").exists()  # cleared after success
     assert not list(tmp_path.glob(".chat-lora-*"))
 
     # and it reloads through the registry as a chat model that generates
@@ -158,3 +161,39 @@ def test_train_writes_an_adapter_that_reloads_and_generates(tmp_path, base_dir, 
     text = lm.generate_text(question, max_new_tokens=12, stats=stats)
     assert isinstance(text, str)
     assert 1 <= stats.tokens <= 12
+
+
+def test_cancel_checkpoints_and_a_rerun_resumes_exactly(tmp_path, base_dir):
+    # given a chat-LM run asked to stop after its 2nd optimizer step
+    data = _write(tmp_path / "chats.jsonl", [json.dumps(row) for row in _conversations()])
+
+    def args(out: str) -> ChatLoraArgs:
+        return ChatLoraArgs(data=data, base_dir=base_dir, output_dir=tmp_path / out, epochs=2, max_length=48,
+                            batch_size=4, checkpoint_every_steps=0)
+
+    calls = {"n": 0}
+
+    def stop_after_2() -> bool:
+        calls["n"] += 1
+        return calls["n"] >= 2
+
+    with pytest.raises(TrainingCancelled) as cancelled:
+        train_chat_lora(args("resumed"), should_stop=stop_after_2)
+
+    # then it stopped at step 2 with a checkpoint and no artifact
+    assert cancelled.value.step == 2
+    assert (tmp_path / "resumed.ckpt" / "state.pt").is_file()
+    assert not (tmp_path / "resumed").exists()
+
+    # when the same arguments run again
+    events: list = []
+    resumed = train_chat_lora(args("resumed"), progress=events.append)
+
+    # then it resumed at step 2 and ended where an uninterrupted run ends, with the same losses
+    assert isinstance(events[0], TrainingStarted)
+    assert events[0].resumed_from_step == 2
+    straight = train_chat_lora(args("straight"))
+    assert resumed.metrics["resumed_from_step"] == 2
+    assert resumed.metrics["steps"] == straight.metrics["steps"] == 6
+    assert resumed.metrics["train_loss"] == pytest.approx(straight.metrics["train_loss"], rel=1e-4)
+    assert resumed.metrics["eval_loss"] == pytest.approx(straight.metrics["eval_loss"], rel=1e-4)

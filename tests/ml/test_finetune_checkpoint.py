@@ -141,3 +141,21 @@ def test_state_is_loaded_with_weights_only_so_a_planted_pickle_never_runs(tmp_pa
     assert ckpt.resume_training(directory, FINGERPRINT, model, optimizer, scheduler, owner=OWNER) is None
     assert not marker.exists()
     assert len(list(tmp_path.glob("ckpt.refused-*"))) == 1
+
+
+@pytest.mark.parametrize(("device", "dtype", "scaled"), [
+    ("cuda", torch.float16, True),  # fp16 gradients underflow without a scaler
+    ("cuda", torch.bfloat16, False),  # bf16 has fp32's range: no scaler
+    ("cpu", None, False),  # CPU trains in fp32
+])
+def test_the_loop_scales_the_loss_exactly_when_it_autocasts_to_fp16(device, dtype, scaled):
+    import warnings
+
+    from ml.devices import DeviceInfo
+    from ml.finetune.loop import _Precision
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # GradScaler("cuda") warns (and disables itself) on a machine without CUDA
+        precision = _Precision(DeviceInfo(device, dtype or torch.float32, dtype, 1))
+    assert (precision.scaler is not None) == scaled
+    assert precision.dtype == (dtype if device == "cuda" else None)

@@ -18,6 +18,7 @@ from ml.finetune.classification import (
     evaluate_artifact,
     train_classifier,
 )
+from ml.finetune.events import EpochDone, StepDone, TrainingDone, TrainingStarted
 
 TOPICS = {
     "shipping": ["my parcel", "the delivery", "my package", "the shipment", "the courier"],
@@ -86,13 +87,13 @@ def test_full_finetune_beats_majority_baseline(rows, tmp_path):
     # and the artifact, loaded the way it is served, scores the same on the same rows
     assert evaluate_artifact(art, result.test_rows)["accuracy"] == pytest.approx(metrics["accuracy"])
     # and the listener heard steps and epochs with the dev report
-    kinds = {e["event"] for e in events}
-    assert {"start", "step", "epoch", "done"} <= kinds
-    epoch_events = [e for e in events if e["event"] == "epoch"]
+    kinds = {type(e) for e in events}
+    assert {TrainingStarted, StepDone, EpochDone, TrainingDone} <= kinds
+    epoch_events = [e for e in events if isinstance(e, EpochDone)]
     assert len(epoch_events) == 2
-    assert "macro_f1" in epoch_events[0]["dev"]
-    step = next(e for e in events if e["event"] == "step")
-    assert {"epoch", "step", "total_steps", "loss"} <= set(step)
+    assert "macro_f1" in epoch_events[0].dev
+    step = next(e for e in events if isinstance(e, StepDone))
+    assert step.epoch == 1 and step.total_steps == 24 and step.loss > 0
 
 
 def test_lora_adapter_beats_baseline_and_reloads_identically(rows, tmp_path):
@@ -153,10 +154,10 @@ def test_cancel_then_resume_from_checkpoint(rows, tmp_path):
 
     # then it resumes at step 5, finishes both epochs and writes the artifact
     assert result.resumed_from_step == 5
-    assert events[0]["event"] == "start"
-    assert events[0]["resumed_from_step"] == 5
+    assert isinstance(events[0], TrainingStarted)
+    assert events[0].resumed_from_step == 5
     assert [h["epoch"] for h in result.history] == [1, 2]
-    assert result.history[-1]["step"] == events[0]["total_steps"]
+    assert result.history[-1]["step"] == events[0].total_steps
     assert (result.artifact_dir / "adapter_model.safetensors").is_file()
     assert not args.checkpoint_path.exists()
     # and it trained exactly as an uninterrupted run does (batch order and RNG restored)
@@ -195,3 +196,67 @@ def test_checkpoint_of_another_job_is_not_resumed(rows, tmp_path):
     assert result.resumed_from_step == 0
     assert result.manifest.job_key == "job-b"
     assert len(list(tmp_path.glob("out.ckpt.refused-*"))) == 1
+
+
+def test_two_data_parallel_processes_train_as_well_as_one_and_resume(rows, tmp_path):
+    # given a LoRA run split over 2 CPU processes (gloo), cancelled after its 3rd step
+    def dp_args(**kw: object) -> ClassifierTrainArgs:
+        return _args(rows, tmp_path / "dp", method="lora", learning_rate=2e-3, processes=2, **kw)
+
+    calls = {"n": 0}
+
+    def stop_after_3() -> bool:
+        calls["n"] += 1
+        return calls["n"] >= 3
+
+    with pytest.raises(TrainingCancelled) as cancelled:
+        train_classifier(dp_args(), should_stop=stop_after_3)
+    assert cancelled.value.step == 3
+    assert (dp_args().checkpoint_path / STATE).is_file()
+
+    # when the same arguments run again, and the same run is made by one process
+    events: list = []
+    parallel = train_classifier(dp_args(), progress=events.append)
+    single = train_classifier(_args(rows, tmp_path / "single", method="lora", learning_rate=2e-3))
+
+    # then the parallel run resumed at step 3, took the same optimizer steps as one process
+    assert parallel.resumed_from_step == 3
+    assert events[0].processes == 2
+    assert [h["step"] for h in parallel.history] == [h["step"] for h in single.history]
+    # and its held-out macro-F1 is within noise of the single process's, far above the baseline
+    dp_metrics, one_metrics = parallel.manifest.metrics, single.manifest.metrics
+    assert dp_metrics["accuracy"] > dp_metrics["majority_baseline_accuracy"] + 0.3
+    assert abs(dp_metrics["macro_f1"] - one_metrics["macro_f1"]) <= 0.1
+    # and rank 0 alone wrote one artifact that reloads to the same predictions
+    assert evaluate_artifact(parallel.artifact_dir, parallel.test_rows)["accuracy"] == pytest.approx(
+        dp_metrics["accuracy"])
+    assert not dp_args().checkpoint_path.exists()
+
+
+def test_head_only_phase_leaves_the_encoder_untouched_and_the_head_learns_faster(rows, tmp_path):
+    # given a run whose only epoch is the head-only phase, with a 10x head learning rate
+    from safetensors.torch import load_file
+
+    from ml.defaults import embedder_weights
+    from ml.finetune.classification import _build_model, _optimizer
+    from ml.finetune.loop import head_parameter_names
+
+    args = _args(rows[:60], tmp_path / "head", epochs=1, head_only_epochs=1, head_lr_multiplier=10.0,
+                 learning_rate=1e-4, max_length=16)
+
+    # then the optimizer gives the head (and only the head) 10x the encoder's rate
+    model = _build_model(args, ["account", "refund", "shipping"])
+    head = head_parameter_names(model)
+    assert {n.split(".")[0] for n in head} == {"bert", "classifier"}  # the pooler and the new classifier
+    rates = {g["lr"] for g in _optimizer(model, args, head).param_groups}
+    assert rates == {1e-4, 1e-3}
+
+    # when it trains
+    result = train_classifier(args)
+
+    # then the saved encoder equals the base encoder while the head (pooler included) trained
+    saved = load_file(str(result.artifact_dir / "model.safetensors"))
+    base = load_file(str(embedder_weights() / "model.safetensors"))
+    for name in ("encoder.layer.0.attention.self.query.weight", "encoder.layer.5.output.dense.weight"):
+        assert saved[f"bert.{name}"].equal(base[name])
+    assert not saved["bert.pooler.dense.weight"].equal(base["pooler.dense.weight"])

@@ -125,8 +125,9 @@ def _storage_name(filename: str, sha256: str) -> str:
 
 
 def dataset_rows(dataset: Dataset) -> list[Row]:
-    """The clean ``(text, label)`` rows of a text-classification dataset."""
-    return validate(dataset.file.path, max_bytes=None).rows
+    """The clean ``(text, label)`` rows of a text-classification dataset, out-of-scope rows last."""
+    report = validate(dataset.file.path, max_bytes=None)
+    return report.rows + report.oos_rows
 
 
 def dataset_from_rows(*, rows: list[Row], name: str, role: str, user: Any = None) -> Dataset:

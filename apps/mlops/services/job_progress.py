@@ -11,6 +11,15 @@ from channels.layers import get_channel_layer
 from django.utils import timezone
 
 from apps.mlops.models import TrainingJob
+from ml.finetune.events import (
+    CheckpointSaved,
+    EpochDone,
+    StepDone,
+    TrainingDone,
+    TrainingEvent,
+    TrainingStarted,
+    event_from_dict,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,45 +65,45 @@ class JobReporter:
         self.job.log_tail = "\n".join(lines)
         self._dirty = True
 
-    def on_event(self, event: dict[str, Any]) -> None:
-        kind = event.get("event")
+    def on_event(self, event: TrainingEvent | dict[str, Any]) -> None:
+        """Applies one training event (``ml.finetune.events``; a ``to_dict()`` form also works)."""
+        if isinstance(event, dict):
+            event = event_from_dict(event)
         job = self.job
         force = False
-        if kind == "start":
-            job.total_steps = int(event.get("total_steps") or 0)
-            resumed = int(event.get("resumed_from_step") or 0)
-            if resumed:
-                job.resumed_from_step = resumed
-                self.log(f"resumed from checkpoint at step {resumed}")
-            split = event.get("split")
-            self.log(f"started on {event.get('device', 'cpu')}; split {split}" if split else "started")
+        if isinstance(event, TrainingStarted):
+            job.total_steps = event.total_steps
+            if event.resumed_from_step:
+                job.resumed_from_step = event.resumed_from_step
+                self.log(f"resumed from checkpoint at step {event.resumed_from_step}")
+            where = event.device + (f" x{event.processes} processes" if event.processes > 1 else "")
+            self.log(f"started on {where}; split {event.split}")
             force = True
-        elif kind == "step":
-            job.step = int(event.get("step", job.step))
-            job.epoch = int(event.get("epoch", job.epoch))
-            job.total_steps = int(event.get("total_steps") or job.total_steps)
+        elif isinstance(event, StepDone):
+            job.step = event.step
+            job.epoch = event.epoch
+            job.total_steps = event.total_steps or job.total_steps
             if job.total_steps:
                 job.progress = min(0.99, job.step / job.total_steps)
-            if "loss" in event:
-                self.log(f"epoch {job.epoch} step {job.step}/{job.total_steps} loss {event['loss']:.4f}")
-        elif kind == "epoch":
-            entry = {"epoch": event.get("epoch"), "train_loss": event.get("train_loss"),
-                     "step": event.get("step", job.step)}
-            dev = event.get("dev")
-            if isinstance(dev, dict):
-                entry["dev"] = _compact_report(dev)
-            if "eval_loss" in event:
-                entry["eval_loss"] = event["eval_loss"]
+            if event.loss is not None:
+                self.log(f"epoch {job.epoch} step {job.step}/{job.total_steps} loss {event.loss:.4f}")
+        elif isinstance(event, EpochDone):
+            entry: dict[str, Any] = {"epoch": event.epoch, "train_loss": event.train_loss, "step": event.step}
+            if event.dev is not None:
+                entry["dev"] = _compact_report(event.dev)
+            if event.eval_loss is not None:
+                entry["eval_loss"] = event.eval_loss
             job.metrics_history = [h for h in job.metrics_history if h.get("epoch") != entry["epoch"]] + [entry]
             f1 = entry.get("dev", {}).get("macro_f1")
             loss = entry["train_loss"]
             self.log(f"epoch {entry['epoch']} done"
                      + (f": train loss {loss:.4f}" if loss is not None else "")
-                     + (f", dev macro-F1 {f1:.3f}" if f1 is not None else ""))
+                     + (f", dev macro-F1 {f1:.3f}" if f1 is not None else "")
+                     + (f", held-out loss {event.eval_loss:.4f}" if event.eval_loss is not None else ""))
             force = True
-        elif kind == "checkpoint":
-            self.log(f"checkpoint saved at step {event.get('step')} ({event.get('reason')})")
-        elif kind == "done":
+        elif isinstance(event, CheckpointSaved):
+            self.log(f"checkpoint saved at step {event.step} ({event.reason})")
+        elif isinstance(event, TrainingDone):
             self.log("training finished; evaluating and saving the model")
             force = True
         self._dirty = True

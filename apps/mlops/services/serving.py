@@ -2,20 +2,28 @@
 
 Every process (ASGI servers, Celery workers) asks ``model_get(role)``; it reads the active
 version from the database at most every ``SYNC_INTERVAL_S`` seconds and hot-swaps the
-process's registry when another process promoted or rolled back, with no restart.
+process's registry when another process promoted or rolled back, with no restart. When the
+active version's manifest changed on disk (an admin edited its abstention threshold in another
+process), the loaded copy takes the new calibration and threshold, again with no reload.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
+from ml.artifacts import MANIFEST, ArtifactError
 from ml.registry import Registry, default_registry
+
+log = logging.getLogger(__name__)
 
 SYNC_INTERVAL_S = 2.0  # promotion reaches every process within this many seconds
 
-_synced: dict[str, tuple[float, str | None]] = {}  # role -> (when, artifact path or None)
+# role -> (when, artifact path or None, the manifest's mtime in ns or None)
+_synced: dict[str, tuple[float, str | None, int | None]] = {}
 _lock = threading.Lock()
 
 
@@ -38,9 +46,31 @@ def registry_sync(role: str, *, force: bool = False) -> Registry:
     if force or last is None or now - last[0] > SYNC_INTERVAL_S:
         path = _active_path(role)
         registry.ensure_active(role, path)
+        stamp = _manifest_stamp(path)
+        if last is not None and path is not None and last[1] == path and last[2] != stamp:
+            _manifest_reload(registry, role, path)
         with _lock:
-            _synced[role] = (now, path)
+            _synced[role] = (now, path, stamp)
     return registry
+
+
+def _manifest_stamp(path: str | None) -> int | None:
+    try:
+        return (Path(path) / MANIFEST).stat().st_mtime_ns if path else None
+    except OSError:
+        return None
+
+
+def _manifest_reload(registry: Registry, role: str, path: str) -> None:
+    """The active version's manifest was rewritten (calibration or threshold): apply it."""
+    from ml.abstention import reload_calibration
+
+    try:
+        if (role, str(Path(path))) in registry.loaded():
+            reload_calibration(registry, path)  # the loaded copy, in place: no model reload
+        registry.activate(role, path, eager=False)  # the active entry keeps the new manifest
+    except (ArtifactError, OSError, ValueError) as exc:
+        log.error("could not apply the new manifest of %s (%s): %s", role, path, exc)
 
 
 def model_get(role: str) -> Any:

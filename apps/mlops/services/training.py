@@ -29,10 +29,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.mlops.models import TRAINABLE_ROLES, Dataset, DatasetTask, ModelVersion, TrainingJob
+from apps.mlops.services.backbones import backbone_resolve
 from apps.mlops.services.job_files import job_dirs, not_own, own_artifact
 from apps.mlops.services.job_progress import JobReporter, job_broadcast
 from apps.mlops.services.versions import HELD_OUT_FILE
 from ml.artifacts import read_manifest
+from ml.finetune.params import clean_params, param_specs
 
 log = logging.getLogger(__name__)
 
@@ -47,49 +49,49 @@ ACTIVE_STATUSES = (TrainingJob.Status.QUEUED, TrainingJob.Status.RUNNING, Traini
 PATH_PATTERN = re.compile(r"""(?<![\w.:/~-])~?/[^\s'",;:()\[\]{}<>]+""")
 ERROR_MAX_CHARS = 300
 
-# name -> (type, min, max); every other key is refused.
-PARAM_LIMITS: dict[str, tuple[type, float, float]] = {
-    "epochs": (int, 1, 50),
-    "learning_rate": (float, 1e-6, 1e-2),
-    "batch_size": (int, 1, 256),
-    "max_length": (int, 8, 512),
-    "max_train_rows": (int, 10, 10_000_000),
-    "max_steps": (int, 1, 1_000_000),
-    "seed": (int, 0, 2**31 - 1),
-    "early_stopping_patience": (int, 1, 50),
-    "checkpoint_every_steps": (int, 0, 1_000_000),
-}
 BOOLEAN_PARAMS = {"allow_new_labels"}
+BASE_PARAM = "base_model"  # classifier jobs: a registered backbone (``apps.mlops.services.backbones``)
+
+
+def param_task(dataset_task: str) -> str:
+    """The ``ml.finetune.params`` task of a dataset: ``chat-lm`` for transcripts, else ``classifier``."""
+    return "chat-lm" if dataset_task == DatasetTask.CHAT_TRANSCRIPTS else "classifier"
 
 
 def job_params_from(data: dict[str, Any]) -> dict[str, Any]:
     """The training parameters a form or serializer set (unset ones left to the trainer)."""
-    params = {name: data[name] for name in PARAM_LIMITS if data.get(name) is not None}
+    params = {spec.name: data[spec.name] for spec in param_specs("classifier") if data.get(spec.name) is not None}
     if data.get("allow_new_labels"):
         params["allow_new_labels"] = True
+    if data.get(BASE_PARAM):
+        params[BASE_PARAM] = data[BASE_PARAM]
     return params
 
 
-def _clean_params(params: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(params) - set(PARAM_LIMITS) - BOOLEAN_PARAMS
-    if unknown:
-        raise ValidationError(f"unknown parameters: {sorted(unknown)}")
-    clean: dict[str, Any] = {}
-    for key, value in params.items():
-        if value is None or value == "":
-            continue
-        if key in BOOLEAN_PARAMS:
-            clean[key] = bool(value)
-            continue
-        kind, low, high = PARAM_LIMITS[key]
+def training_params_clean(params: dict[str, Any], task: str = "classifier") -> dict[str, Any]:
+    """Checks a job's parameters against ``ml.finetune.params`` (bounds, type, task), the base
+    model against the registered backbones and ``processes`` against this machine's devices.
+
+    Raises:
+        ValidationError: naming the parameter and what is accepted.
+    """
+    flags = {k: bool(v) for k, v in params.items() if k in BOOLEAN_PARAMS and v not in (None, "")}
+    if params.get(BASE_PARAM):
+        if task != "classifier":
+            raise ValidationError("base_model applies to classifier jobs only; the chat LM tunes the active chat model")
+        flags[BASE_PARAM] = backbone_resolve(params[BASE_PARAM])
+    try:
+        clean = clean_params({k: v for k, v in params.items() if k not in BOOLEAN_PARAMS | {BASE_PARAM}}, task)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from exc
+    if clean.get("processes", 1) > 1:
+        from ml.finetune.distributed import DevicesUnavailable, check_devices
+
         try:
-            number = kind(value)
-        except (TypeError, ValueError) as exc:
-            raise ValidationError(f"{key} must be a {kind.__name__}, not {value!r}") from exc
-        if not low <= number <= high:
-            raise ValidationError(f"{key} must be between {low} and {high}, not {number}")
-        clean[key] = number
-    return clean
+            check_devices(clean["processes"])
+        except DevicesUnavailable as exc:
+            raise ValidationError(str(exc), code="devices_unavailable") from exc
+    return {**clean, **flags}
 
 
 def _active(role: str) -> ModelVersion | None:
@@ -143,7 +145,7 @@ def training_job_create(
         raise ValidationError(f"method must be one of {TrainingJob.Method.values}, not {method!r}")
     if dataset.task == DatasetTask.CHAT_TRANSCRIPTS and method != TrainingJob.Method.LORA:
         raise ValidationError("the chat LM is tuned with LoRA only")
-    clean = _clean_params(params)
+    clean = training_params_clean(params, param_task(dataset.task))
     active = _active(dataset.role)
     if (dataset.task == DatasetTask.TEXT_CLASSIFICATION and active is not None and active.labels
             and not clean.get("allow_new_labels") and set(active.labels) != set(dataset.label_counts)):
@@ -232,8 +234,10 @@ def _train(job: TrainingJob, reporter: JobReporter) -> Path:
         base = registry_sync(job.role).active(job.role)
         base_dir = base.manifest.base_model if base.manifest.kind == "lora-causal-lm" else str(base.path)
         args = ChatLoraArgs(data=job.dataset.file.path, base_dir=base_dir, output_dir=out_dir, job_key=job_key,
+                            checkpoint_dir=ckpt_dir,
                             **{k: v for k, v in params.items() if k in ChatLoraArgs.__dataclass_fields__})
-        train_chat_lora(args, progress=reporter.on_event)
+        manifest = train_chat_lora(args, progress=reporter.on_event, should_stop=reporter.should_stop)
+        job.resumed_from_step = int(manifest.metrics.get("resumed_from_step") or 0)
         return out_dir
     if job.method == TrainingJob.Method.FEWSHOT:
         from apps.mlops.services.serving import model_get

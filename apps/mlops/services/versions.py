@@ -20,7 +20,6 @@ from apps.audit.services import audit_record
 from apps.mlops.models import Dataset, ModelVersion
 from apps.mlops.services.serving import registry_sync, serving_reset
 from ml.finetune.data import Row
-from ml.metrics import classification_report
 from ml.registry import default_registry
 
 log = logging.getLogger(__name__)
@@ -54,11 +53,9 @@ def _held_out_rows(version: ModelVersion, dataset: Dataset | None) -> list[Row]:
 
 
 def _score(model: Any, rows: list[Row]) -> dict[str, Any]:
-    texts = [t for t, _ in rows]
-    gold = [label for _, label in rows]
-    predicted = [p.label for p in model.predict(texts, batch_size=64)]
-    labels = sorted(set(gold) | set(getattr(model, "labels", [])))
-    return classification_report(gold, predicted, labels)
+    from apps.mlops.services.abstention import classifier_score
+
+    return classifier_score(model, rows)  # abstentions count as the out-of-scope label
 
 
 def _is_classifier(version: ModelVersion) -> bool:

@@ -94,3 +94,20 @@ class Command(BaseCommand):
                     f"  {label:<{label_width}}  {metric(row.get('precision')):>9}  "
                     f"{metric(row.get('recall')):>7}  {metric(row.get('f1')):>7}  {row.get('support')}"
                 )
+        ood = candidate.get("abstention")
+        if ood:
+            self.stdout.write(
+                f"\n  out of scope ({ood['oos_label']!r}, threshold {metric(ood.get('threshold'), 3)}): in-scope "
+                f"accuracy {metric(ood.get('in_scope_accuracy'))} (without abstention "
+                f"{metric(ood.get('in_scope_accuracy_without_abstention'))}), precision "
+                f"{metric(ood.get('oos_precision'))}, recall {metric(ood.get('oos_recall'))}, "
+                f"AUROC {metric(ood.get('auroc'))}"
+            )
+            curve = ood.get("curve") or []
+            if curve:
+                self.stdout.write(f"  {'THRESHOLD':>9}  {'IN-SCOPE ACC':>12}  {'OOS PREC':>8}  {'OOS RECALL':>10}")
+                for point in curve[::5]:  # every 0.1 of the 0.02-step curve
+                    self.stdout.write(
+                        f"  {point['threshold']:>9.2f}  {metric(point['in_scope_accuracy']):>12}  "
+                        f"{metric(point['oos_precision']):>8}  {metric(point['oos_recall']):>10}"
+                    )

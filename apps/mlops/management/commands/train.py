@@ -21,14 +21,16 @@ from django.db import connections
 from tqdm import tqdm
 
 from apps.mlops.management.commands._lookup import metric, user_get
-from apps.mlops.models import TRAINABLE_ROLES, ModelVersion, TrainingJob
+from apps.mlops.models import TRAINABLE_ROLES, ModelRole, ModelVersion, TrainingJob
 from apps.mlops.services.datasets import DatasetRejected, dataset_create
 from apps.mlops.services.training import (
     JobRunningElsewhere,
     training_job_cancel,
     training_job_create,
     training_job_run,
+    training_params_clean,
 )
+from ml.finetune.params import add_cli_flags, param_specs
 
 CANCEL_GRACE_S = 120.0  # how long Ctrl-C waits for the job to checkpoint and stop
 
@@ -58,11 +60,10 @@ class Command(BaseCommand):
         )
         parser.add_argument("--role", required=True, choices=sorted(str(r) for r in TRAINABLE_ROLES))
         parser.add_argument("--method", choices=TrainingJob.Method.values, default=TrainingJob.Method.LORA)
-        parser.add_argument("--epochs", type=int)
-        parser.add_argument("--learning-rate", type=float, help="Default: 5e-5 (full) / 5e-4 (LoRA).")
-        parser.add_argument("--batch-size", type=int)
-        parser.add_argument("--max-length", type=int, help="Tokens per row.")
-        parser.add_argument("--max-train-rows", type=int, help="Cap of the training split (quick runs).")
+        add_cli_flags(parser, "classifier")  # every knob of ml.finetune.params; unset: the task's default
+        parser.add_argument(
+            "--base", help="Encoder to fine-tune: a registered embedder version or an encoder folder (classifiers)."
+        )
         parser.add_argument(
             "--allow-new-labels", action="store_true", help="Train although the labels differ from the active model's."
         )
@@ -81,14 +82,16 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         user = user_get(options["user"])
-        dataset = self._dataset(Path(options["dataset_file"]).expanduser(), options, user)
-        params = {
-            key: options[key]
-            for key in ("epochs", "learning_rate", "batch_size", "max_length", "max_train_rows")
-            if options[key] is not None
-        }
+        params = {spec.name: options[spec.name] for spec in param_specs("classifier") if options[spec.name] is not None}
         if options["allow_new_labels"]:
             params["allow_new_labels"] = True
+        if options["base"]:
+            params["base_model"] = options["base"]
+        try:  # bad parameters, an unknown --base or missing devices fail before anything is stored
+            training_params_clean(params, "chat-lm" if options["role"] == ModelRole.CHAT_LM else "classifier")
+        except ValidationError as exc:
+            raise CommandError(" ".join(exc.messages)) from exc
+        dataset = self._dataset(Path(options["dataset_file"]).expanduser(), options, user)
         try:
             job = training_job_create(dataset=dataset, method=options["method"], params=params, user=user)
         except ValidationError as exc:
