@@ -180,7 +180,7 @@ def version_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "gate": gate_view(version.eval_report),
             "note": (version.eval_report or {}).get("note"),
             "extra_metrics": {
-                k: v
+                k.replace("_", " ").capitalize(): f"{v:.4f}" if isinstance(v, float) else v
                 for k, v in metrics.items()
                 if isinstance(v, int | float | str) and k not in ("accuracy", "macro_f1", "weighted_f1", "support")
             },
