@@ -174,7 +174,7 @@ def _chosen_method(classifier: Any, method: str | None) -> str:
 
 def _check_token_lengths(classifier: Any, texts: list[str]) -> None:
     """Integrated gradients reads whole texts: one longer than the model's window is refused."""
-    with classifier._tokenizer_lock:
+    with classifier.tokenizer_lock:
         lengths = [len(ids) for ids in classifier.tokenizer(texts, truncation=False)["input_ids"]]
     for i, n in enumerate(lengths):
         if n > classifier.max_length:
@@ -344,7 +344,7 @@ def _ig_chunk(
 
     tokenizer = classifier.tokenizer
     device = next(classifier.model.parameters()).device
-    with classifier._tokenizer_lock:
+    with classifier.tokenizer_lock:
         enc = tokenizer(texts, padding=True, truncation=False, return_offsets_mapping=True,
                         return_special_tokens_mask=True, return_tensors="pt")
     lengths = enc["attention_mask"].sum(dim=1).tolist()

@@ -116,7 +116,8 @@ class SequenceClassifier(CalibratedClassifier):
         self.version = version
         # A fast tokenizer shared by threads can fail with "Already borrowed" when its
         # padding/truncation state is touched concurrently; tokenising is ~0.1 ms a text.
-        self._tokenizer_lock = threading.Lock()
+        # Callers that tokenise with ``self.tokenizer`` themselves (ml.explain) hold it too.
+        self.tokenizer_lock = threading.Lock()
 
     def logits_and_features(
         self, texts: Sequence[str], *, batch_size: int = 64, with_features: bool = False
@@ -145,7 +146,7 @@ class SequenceClassifier(CalibratedClassifier):
         with devices.inference_context(self.device_info):
             for start in range(0, n, step):
                 idx = order[start : start + step]
-                with self._tokenizer_lock:
+                with self.tokenizer_lock:
                     enc = self.tokenizer(
                         [texts[i] for i in idx],
                         padding=True,

@@ -65,9 +65,14 @@ class TrainingJob(models.Model):
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
 
+    # Classifier methods are ml.finetune.peft_methods.METHODS plus few-shot (a test keeps them
+    # in step); the chat LM trains with LoRA only.
     class Method(models.TextChoices):
         FULL = "full", "Full fine-tune"
         LORA = "lora", "LoRA"
+        ADALORA = "adalora", "AdaLoRA (LoRA with an adaptive rank budget)"
+        IA3 = "ia3", "IA3 (learned scaling vectors, fewest parameters)"
+        PROMPT = "prompt", "Prompt tuning (learned virtual tokens)"
         FEWSHOT = "fewshot", "Few-shot (linear head on frozen embeddings, seconds)"
 
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
