@@ -10,7 +10,8 @@ chosen (as a user's ``oos`` rows would); the other held-out intents stay unseen 
 test, so ``oos_recall_unseen`` measures intents nobody gave an example of. With
 ``--oos-examples 0`` the threshold keeps 95% of in-scope dev rows.
 
-For each scorer (calibrated max probability, kNN cosine similarity to the training texts)
+For each scorer (calibrated max probability, kNN cosine similarity to the training texts, their
+weighted mean)
 the table gives, on the test split: in-scope accuracy without and with abstention,
 out-of-scope precision and recall at the threshold chosen on dev, and AUROC; plus the
 test ECE before and after temperature scaling. Goal: out-of-scope recall >= 0.75 with
@@ -121,6 +122,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         def scores(part: dict[str, np.ndarray], method: str = method) -> np.ndarray:
             if method == "knn":
                 return ood.knn_scores(part["features"], reference)
+            if method == "knn_max_prob":
+                return ood.knn_max_prob_scores(part["probs"], part["features"], reference)
             return ood.max_prob_scores(part["probs"])
 
         threshold, basis = ood.choose_threshold(scores(dev_arrays), dev_arrays["correct"], dev_arrays["is_oos"])

@@ -2,14 +2,16 @@
 
 ``fit_abstention`` is the hook at the end of training: on held-out in-scope rows it fits a
 temperature (``ml.calibration``), scores the held-out rows with every scorer of ``ml.ood``,
-keeps the scorer with the better AUROC and chooses its threshold. ``calibrate_artifact``
+chooses each scorer's threshold and keeps the scorer that catches the most held-out
+out-of-scope rows within the accuracy budget (then the better AUROC). ``calibrate_artifact``
 does the same for any saved classifier version (the bundled zero-shot default included)
 given labelled rows, and rewrites its manifest atomically. The manifest then holds:
 
 - ``extra["calibration"] = {"temperature", "ece_before", "ece_after", "rows"}``
 - ``extra["abstention"] = {"method", "threshold", "oos_label", "basis", "curve", "auroc",
-  "dev", "k", "embeddings_file"}`` (the last two for ``knn``, whose training features are
-  stored beside it as float16 ``ood_train_embeddings.npy``).
+  "dev", "k", "embeddings_file", "knn_weight"}`` (``k`` and ``embeddings_file`` for ``knn`` and
+  ``knn_max_prob``, whose training features are stored beside it as float16
+  ``ood_train_embeddings.npy``; ``knn_weight`` for ``knn_max_prob``).
 """
 
 from __future__ import annotations
@@ -122,10 +124,16 @@ def fit_abstention(
             sample = random.Random(seed).sample(sample, ood.MAX_KNN_ROWS)  # noqa: S311 - not a secret
         reference = ood.unit_rows(_features(classifier, sample, batch_size)).astype(np.float16)
         scores["knn"] = ood.knn_scores(features, reference.astype(np.float32))
+        scores["knn_max_prob"] = ood.knn_max_prob_scores(probs, features, reference.astype(np.float32))
     aurocs = {method: ood.auroc(s, is_oos) for method, s in scores.items()}
-    # The better scorer by held-out AUROC; max_prob when nothing can tell them apart.
-    method = max(scores, key=lambda m: (aurocs[m] if aurocs[m] is not None else -1.0, m == "max_prob"))
-    threshold, basis = ood.choose_threshold(scores[method], correct, is_oos, max_accuracy_drop=max_accuracy_drop)
+    chosen = {m: ood.choose_threshold(s, correct, is_oos, max_accuracy_drop=max_accuracy_drop)
+              for m, s in scores.items()}
+    recalls = {m: ood.curve_point(chosen[m][0], np.asarray(s, np.float64), correct, is_oos)["oos_recall"]
+               for m, s in scores.items()}
+    # The scorer that catches the most held-out out-of-scope rows within the accuracy budget
+    # (what the threshold is chosen for); then the better AUROC; max_prob when nothing differs.
+    method = max(scores, key=lambda m: (recalls[m], aurocs[m] if aurocs[m] is not None else -1.0, m == "max_prob"))
+    threshold, basis = chosen[method]
     abstention: dict[str, Any] = {
         "method": method, "threshold": threshold, "oos_label": oos_label, "basis": basis,
         "max_accuracy_drop": max_accuracy_drop, "auroc": aurocs,
@@ -133,8 +141,10 @@ def fit_abstention(
         "curve": ood.threshold_curve(scores[method], correct, is_oos),
         "rows": {"in_scope": n_in, "oos": len(oos_rows)},
     }
-    if method == "knn":
+    if method in ood.NEEDS_REFERENCE:
         abstention.update(k=ood.KNN_K, embeddings_file=ood.EMBEDDINGS_FILE)
+        if method == "knn_max_prob":
+            abstention["knn_weight"] = ood.BLEND_KNN_WEIGHT
     else:
         reference = None
     return AbstentionFit(extra={"calibration": calibration.to_manifest(), "abstention": abstention},

@@ -14,7 +14,15 @@ from ml.artifacts import Manifest, read_manifest
 from ml.classify import FewShotClassifier, load_fewshot_classifier
 from ml.finetune.data import validate
 from ml.finetune.fewshot import train_fewshot
-from ml.ood import EMBEDDINGS_FILE, choose_threshold, curve_point, knn_scores, ood_report
+from ml.ood import (
+    EMBEDDINGS_FILE,
+    Abstention,
+    choose_threshold,
+    curve_point,
+    knn_max_prob_scores,
+    knn_scores,
+    ood_report,
+)
 from tests.ml.test_classify import hf_artifact  # noqa: F401 - fixture: a small saved hf-classifier
 
 # Two intents live on two axes of a 4-d space; out-of-scope texts on a third axis.
@@ -69,6 +77,18 @@ def test_without_oos_rows_the_threshold_keeps_95_percent_of_in_scope_rows():
     assert (scores >= threshold).mean() == pytest.approx(0.95, abs=0.011)
 
 
+def test_knn_max_prob_weighs_the_neighbour_similarity_and_the_top_probability():
+    reference = np.array([[1.0, 0.0, 0.0]])
+    features = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # on a training row / orthogonal to it
+    probs = np.array([[0.2, 0.8], [0.6, 0.4]])
+    scores = knn_max_prob_scores(probs, features, reference, k=1, knn_weight=0.75)
+    assert scores == pytest.approx([0.75 * 1.0 + 0.25 * 0.8, 0.75 * 0.0 + 0.25 * 0.6])
+    rule = Abstention(method="knn_max_prob", threshold=0.5, reference=reference, k=1, knn_weight=0.75)
+    assert rule.needs_features and rule.scores(probs, features) == pytest.approx(scores)
+    with pytest.raises(ValueError, match="needs features"):
+        rule.scores(probs, None)
+
+
 def test_knn_score_is_high_near_training_rows_and_low_far_from_them():
     reference = np.eye(3, dtype=np.float32)
     scores = knn_scores(np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [-1.0, 0.0, 0.0]]), reference, k=1)
@@ -113,9 +133,9 @@ def test_fewshot_training_keeps_oos_rows_out_of_the_classes_and_persists_the_rul
     assert manifest.labels == ["refund", "shipping"]
     assert set(manifest.extra["calibration"]) >= {"temperature", "ece_before", "ece_after"}
     rule = manifest.extra["abstention"]
-    assert rule["oos_label"] == "oos" and rule["method"] in {"max_prob", "knn"}
-    assert set(rule["auroc"]) == {"max_prob", "knn"}
-    assert (tmp_path / "v1" / EMBEDDINGS_FILE).is_file() == (rule["method"] == "knn")
+    assert rule["oos_label"] == "oos" and rule["method"] in {"max_prob", "knn", "knn_max_prob"}
+    assert set(rule["auroc"]) == {"max_prob", "knn", "knn_max_prob"}
+    assert (tmp_path / "v1" / EMBEDDINGS_FILE).is_file() == (rule["method"] != "max_prob")
     assert manifest.metrics["abstention"]["oos_recall"] == 1.0
     assert "oos" in [label for _, label in result.test_rows]
     # and a reload applies it
@@ -230,3 +250,4 @@ def test_the_leave_intents_out_protocol_runs(capsys):
     out = capsys.readouterr().out
     assert "10 intents held out (5 give oos examples)" in out
     assert "fewshot max_prob: oos recall" in out and "fewshot knn: oos recall" in out
+    assert "fewshot knn_max_prob: oos recall" in out
