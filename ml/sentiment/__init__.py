@@ -1,0 +1,1 @@
+"""Financial sentiment for ``apps.sentiment`` (pure Python: no Django)."""
