@@ -36,8 +36,14 @@ lint: setup  ## ruff (security rules included), bandit, import contracts, depend
 	$(BIN)/python scripts/dependency_audit.py
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
+# pytest-xdist workers for `make test` (0: one process). Each gets its own test database, Redis
+# database and share of the cores (tests/parallel.py); tests sharing a module fixture stay together.
+# --no-loadscope-reorder: hand tests out in collection order (browser tests last, tests/conftest.py),
+# not biggest group first.
+PYTEST_WORKERS ?= 2
+
 test: setup browsers lint  ## lint, migrations check, then every test (real models included)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 test-fast: setup  ## the tests that load no model and start no server
 	$(BIN)/python -m pytest -m "not e2e and not servers" --ignore=tests/ml

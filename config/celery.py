@@ -53,6 +53,8 @@ class ModelTaskRouter:
 GPU_TASKS = {
     "apps.mlops.tasks.training_job_run_task",
     "apps.mlops.tasks.model_version_evaluate_task",
+    "apps.sentiment.tasks.documents_score_pending_task",
+    "apps.sentiment.tasks.documents_rescore_task",
 }
 app.conf.task_routes = (ModelTaskRouter(),)
 
@@ -65,6 +67,14 @@ app.conf.beat_schedule = {
     "recommend-fit": {
         "task": "apps.recommend.tasks.recommenders_fit_task",
         "schedule": 3600.0,  # refit the recommenders on the newest events hourly
+    },
+    "sentiment-poll-feeds": {
+        "task": "apps.sentiment.tasks.sources_poll_due_task",
+        "schedule": 30.0,  # each feed has its own interval (>= 60 s); this only finds the due ones
+    },
+    "sentiment-score-pending": {
+        "task": "apps.sentiment.tasks.documents_score_pending_task",
+        "schedule": 10.0,  # ingestion queues scoring itself; this catches what a dead worker left
     },
 }
 

@@ -2,5 +2,6 @@
 
 from apps.core.routing import websocket_urlpatterns as core_ws
 from apps.mlops.routing import websocket_urlpatterns as mlops_ws
+from apps.sentiment.routing import websocket_urlpatterns as sentiment_ws
 
-websocket_urlpatterns = [*core_ws, *mlops_ws]
+websocket_urlpatterns = [*core_ws, *mlops_ws, *sentiment_ws]

@@ -76,6 +76,8 @@ INSTALLED_APPS = [
     "apps.audit",
     "corsheaders",  # the recommendation widget only (CORS_URLS_REGEX)
     "apps.recommend",
+    "apps.sentiment",
+    "apps.chat",
 ]
 
 # Django's own middleware through apps.core.async_middleware: same classes, but under ASGI
@@ -217,6 +219,9 @@ if TRELLIS_TOKEN_TTL_HOURS <= 0:
     raise ValueError("TRELLIS_TOKEN_TTL_HOURS must be a positive number of hours")
 KNOX_TOKEN_MODEL = "accounts.ApiToken"  # noqa: S105 - a model name. knox's own model is swapped out: integer ids
 REST_KNOX = {"TOKEN_TTL": timedelta(hours=TRELLIS_TOKEN_TTL_HOURS), "AUTH_HEADER_PREFIX": "Token"}
+# Seconds each server process remembers a token check for the inference API (apps.accounts.token_cache):
+# a token revoked in another process stops working here within this (at once in the same one); 0: off.
+TRELLIS_TOKEN_CACHE_S = env.float("TRELLIS_TOKEN_CACHE_S", default=5.0)
 # knox ships migrations for its own (swapped-out, never used) token table: skip them.
 MIGRATION_MODULES = {"knox": None}
 # WebSocket tickets (POST /api/auth/ws-ticket/): seconds a ticket stays valid; each opens one socket.
@@ -308,6 +313,9 @@ SPECTACULAR_SETTINGS = {
         "ABTestStatusEnum": "apps.recommend.models.ABTest.Status",
         "RecommendEventKindEnum": "apps.recommend.models.EventKind",
         "CatalogueImportFormatEnum": "apps.recommend.models.CatalogueImport.Format",
+        "SentimentAlertStatusEnum": "apps.sentiment.models.Alert.Status",
+        "SentimentSourceKindEnum": "apps.sentiment.models.Source.Kind",
+        "SentimentLabelEnum": "apps.sentiment.models.Label",
     },
 }
 
@@ -409,7 +417,8 @@ SERVER_NAME = env.str("TRELLIS_SERVER_NAME", default=os.uname().nodename + f":{o
 SERVESTATIC_USE_FINDERS = not PRODUCTION
 
 # Management commands that load each app's demo data into the embedded default (`make run`).
-TRELLIS_DEMO_COMMANDS: list[list[str]] = [["create_demo_users"], ["mlops_demo"], ["recommend_demo"]]
+TRELLIS_DEMO_COMMANDS: list[list[str]] = [["create_demo_users"], ["mlops_demo"], ["recommend_demo"], ["kb_demo"],
+                                          ["sentiment_demo"]]
 
 # --- Recommendations (apps/recommend). Cross-origin requests reach the widget endpoints only;
 # an origin passes when an active widget key lists it (apps/recommend/signals.py).
@@ -419,3 +428,49 @@ CORS_ALLOW_CREDENTIALS = False  # the widget sends its public key, never cookies
 TRELLIS_RECOMMEND_DIR = Path(env.str("TRELLIS_RECOMMEND_DIR", default=str(ARTIFACTS_DIR / "recommend")))
 TRELLIS_RECOMMEND_MAX_K = 100  # largest k of a recommendation or similar-items request
 TRELLIS_RECOMMEND_MAX_EVENTS = 500  # events per batch: one request stays well under a second
+
+# --- Sentiment ingestion and scoring (apps/sentiment). Sizes are per document / request / file.
+TRELLIS_SENTIMENT_MAX_DOCUMENT_CHARS = env.int("TRELLIS_SENTIMENT_MAX_DOCUMENT_CHARS", default=20_000)  # characters
+TRELLIS_SENTIMENT_MAX_BATCH = env.int("TRELLIS_SENTIMENT_MAX_BATCH", default=500)  # documents per push request
+TRELLIS_SENTIMENT_MAX_UPLOAD_BYTES = env.int("TRELLIS_SENTIMENT_MAX_UPLOAD_BYTES", default=20 * 1024 * 1024)
+# Documents per scoring transaction: 64 headlines x 128 tokens is one MiniLM forward pass of
+# ~0.3 s on a CPU thread, so a worker holds its row locks (or SQLite's write lock) that long.
+TRELLIS_SENTIMENT_SCORING_BATCH = env.int("TRELLIS_SENTIMENT_SCORING_BATCH", default=64)
+TRELLIS_SENTIMENT_FEED_TIMEOUT_S = env.float("TRELLIS_SENTIMENT_FEED_TIMEOUT_S", default=10.0)  # connect, each read
+TRELLIS_SENTIMENT_FEED_MAX_BYTES = env.int("TRELLIS_SENTIMENT_FEED_MAX_BYTES", default=5 * 1024 * 1024)
+# TEST ONLY: a dotted path to a factory of a sentiment model used instead of the active version
+# (e.g. "tests.sentiment.fakes.keyword_model"; the exactly-once test's worker sleeps in it to be killed mid-batch).
+TRELLIS_SENTIMENT_MODEL_OVERRIDE = env.str("TRELLIS_SENTIMENT_MODEL_OVERRIDE", default="")
+if PRODUCTION and TRELLIS_SENTIMENT_MODEL_OVERRIDE:
+    raise ValueError("TRELLIS_SENTIMENT_MODEL_OVERRIDE is for tests; unset it in production")
+
+# --- Sentiment alerts (apps/sentiment/services/alerting.py, delivery.py). A failed delivery is
+# retried after BASE_S, then twice as long each time up to MAX_S, MAX_ATTEMPTS attempts in all.
+TRELLIS_SENTIMENT_ALERT_MAX_ATTEMPTS = env.int("TRELLIS_SENTIMENT_ALERT_MAX_ATTEMPTS", default=6)
+TRELLIS_SENTIMENT_ALERT_RETRY_BASE_S = env.float("TRELLIS_SENTIMENT_ALERT_RETRY_BASE_S", default=30.0)
+TRELLIS_SENTIMENT_ALERT_RETRY_MAX_S = env.float("TRELLIS_SENTIMENT_ALERT_RETRY_MAX_S", default=3600.0)
+TRELLIS_SENTIMENT_ALERT_DOCUMENTS = 50  # triggering documents kept with an alert
+# Links in alert emails and webhooks point here (the dashboard's public address).
+TRELLIS_SENTIMENT_ALERT_SITE_URL = env.str("TRELLIS_SENTIMENT_ALERT_SITE_URL", default="http://127.0.0.1:8000")
+CELERY_IMPORTS = ["apps.sentiment.alert_tasks"]  # autodiscovery finds only tasks.py modules
+
+# --- Knowledge base of the chat app (apps/chat). The FAISS index of article passages lives here.
+TRELLIS_KB_DIR = Path(env.str("TRELLIS_KB_DIR", default=str(ARTIFACTS_DIR / "kb")))
+TRELLIS_KB_MAX_IMPORT_BYTES = env.int("TRELLIS_KB_MAX_IMPORT_BYTES", default=2 * 1024 * 1024)  # per file
+TRELLIS_KB_MAX_IMPORT_FILES = 50  # files per import request
+TRELLIS_KB_MAX_IMPORT_ITEMS = 2000  # articles per import: parsed in the request (~1 s), indexed by a task
+TRELLIS_KB_MAX_BODY_CHARS = 100_000  # characters of one article's Markdown
+# Passages: ~160 words with 40 overlapping (MiniLM reads 256 word pieces, ~190 words; longer text is cut).
+TRELLIS_KB_CHUNK_WORDS = 160
+TRELLIS_KB_CHUNK_OVERLAP = 40
+TRELLIS_KB_MAX_K = 50  # largest k of a search request
+
+# --- Email (sentiment alerts). Django's defaults (SMTP on localhost:25) unless set here.
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=15)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="trellis@localhost")

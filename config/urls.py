@@ -18,6 +18,9 @@ api_patterns = [
     path("mlops/", include("apps.mlops.api_urls")),
     path("audit/", include("apps.audit.api_urls")),
     path("recommend/", include("apps.recommend.api_urls")),
+    path("sentiment/", include("apps.sentiment.api_urls")),
+    path("sentiment/", include("apps.sentiment.api_alerts_urls")),
+    path("chat/", include("apps.chat.api_urls")),
     # Signed-in users (session or token) only, unless TRELLIS_PUBLIC_API_DOCS (apps/core/views.py).
     path("schema/", ApiSchemaView.as_view(), name="api-schema"),
     path("docs/", ApiDocsView.as_view(url_name="api-schema"), name="api-docs"),
@@ -31,6 +34,8 @@ urlpatterns = [
     path("models/", include("apps.mlops.urls")),
     path("audit/", include("apps.audit.urls")),
     path("recommend/", include("apps.recommend.urls")),
+    path("sentiment/", include("apps.sentiment.urls")),
+    path("kb/", include("apps.chat.urls")),
     path("api/", include(api_patterns)),
     path("admin/", admin.site.urls),
     # The inference API: /v1/* (OpenAI-compatible) and /api/ml/* (after the routes of api/ above).

@@ -47,7 +47,39 @@ def _throttle_cache_reset():
     cache.clear()
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_setupnodes(config, specs):
+    """`make test` runs on pytest-xdist workers: before they start, give each its own Redis
+    database and share of the cores, and convert the chat LM once (see tests/parallel.py)."""
+    from tests.parallel import chat_lm_convert_once, worker_env
+
+    for index, spec in enumerate(specs):
+        spec.env.update(worker_env(index, len(specs)))
+    chat_lm_convert_once(REPO)
+
+
+class _XdistGroups:
+    """Under `make test`'s ``--dist loadgroup``: tests of a module that share a module-scoped
+    fixture run on one worker (tests/parallel.py ``xdist_groups``). ``tryfirst``: xdist reads
+    the groups in its own ``pytest_collection_modifyitems``."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, config, items):
+        if not getattr(config.option, "loadgroup", False):
+            return
+        from tests.parallel import xdist_groups
+
+        for path, group in xdist_groups(items).items():
+            for item in group:
+                item.add_marker(pytest.mark.xdist_group(path))
+
+
+def pytest_configure(config):
+    config.pluginmanager.register(_XdistGroups(), "trellis-xdist-groups")
+
+
 def pytest_collection_modifyitems(config, items):
     """Browser tests run last: Playwright leaves an event loop on the main thread, which
-    would break later tests that call ``asyncio.run``."""
+    would break later tests that call ``asyncio.run``. (Under xdist each worker runs its share
+    in this order, so browser tests last there too.)"""
     items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)

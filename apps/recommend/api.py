@@ -39,7 +39,9 @@ from apps.recommend.services.evaluation import evaluation_create
 from apps.recommend.services.events import event_batch_ingest, session_merge
 from apps.recommend.services.recommendations import (
     NotReady,
+    RecommendationList,
     impression_click,
+    impressions_save,
     recommendation_list,
     similar_list,
 )
@@ -68,6 +70,21 @@ def _item_or_404(external_id: str) -> Item:
 
 def _not_ready(exc: NotReady) -> Response:
     return Response(error_body("recommender_not_ready", str(exc)), status=status.HTTP_503_SERVICE_UNAVAILABLE)
+
+
+class ImpressionsAfterResponse(Response):
+    """Stores the list's impressions in ``close()``, which the server calls once the body is
+    sent: the shopper does not wait for the write (their ids are in the body already)."""
+
+    def __init__(self, data: Any, result: RecommendationList) -> None:
+        super().__init__(data)
+        self._recommendations = result
+
+    def close(self) -> None:
+        try:
+            impressions_save(self._recommendations)
+        finally:
+            super().close()
 
 
 def _valid(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
@@ -215,10 +232,11 @@ class UserRecommendationsApi(APIView):
         query = _valid(s.RecommendQuerySerializer, request.query_params)
         try:
             result = recommendation_list(user_key=user_key, session_key=query["session"], k=query["k"],
-                                         category=query["category"], exclude_category=query["exclude_category"])
+                                         category=query["category"], exclude_category=query["exclude_category"],
+                                         log_later=True)
         except NotReady as exc:
             return _not_ready(exc)
-        return Response(s.RecommendationListOutputSerializer(result).data)
+        return ImpressionsAfterResponse(s.recommendation_list_data(result), result)
 
 
 class ItemSimilarApi(APIView):
@@ -228,8 +246,8 @@ class ItemSimilarApi(APIView):
                    responses={200: s.RecommendationListOutputSerializer})
     def get(self, request: Request, external_id: str) -> Response:
         query = _valid(s.SimilarQuerySerializer, request.query_params)
-        result = similar_list(item=_item_or_404(external_id), k=query["k"])
-        return Response(s.RecommendationListOutputSerializer(result).data)
+        result = similar_list(item=_item_or_404(external_id), k=query["k"], log_later=True)
+        return ImpressionsAfterResponse(s.recommendation_list_data(result), result)
 
 
 # --- model work on demand

@@ -20,7 +20,16 @@ from rest_framework.views import APIView
 
 from apps.core.errors import error_body
 from apps.recommend import serializers as s
-from apps.recommend.api import ERROR, NOT_FOUND, NOT_READY, Merchandiser, _invalid, _not_ready, _valid
+from apps.recommend.api import (
+    ERROR,
+    NOT_FOUND,
+    NOT_READY,
+    ImpressionsAfterResponse,
+    Merchandiser,
+    _invalid,
+    _not_ready,
+    _valid,
+)
 from apps.recommend.models import Item, Surface, WidgetKey
 from apps.recommend.services.recommendations import NotReady, impression_click, recommendation_list, similar_list
 from apps.recommend.services.widget import (
@@ -113,13 +122,13 @@ class WidgetRecommendationsApi(WidgetApiBase):
                 if item is None:
                     raise Http404
                 result = similar_list(item=item, k=query["k"], user_key=user, session_key=query["session"],
-                                      surface=Surface.WIDGET)
+                                      surface=Surface.WIDGET, log_later=True)
             else:
                 result = recommendation_list(user_key=user, session_key=query["session"], k=query["k"],
-                                             surface=Surface.WIDGET)
+                                             surface=Surface.WIDGET, log_later=True)
         except NotReady as exc:
             return _not_ready(exc)
-        return Response(s.WidgetOutputSerializer(result).data)
+        return ImpressionsAfterResponse(s.widget_list_data(result), result)
 
 
 class WidgetClickApi(WidgetApiBase):

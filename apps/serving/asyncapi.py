@@ -5,9 +5,17 @@ stream server-sent events from an async generator or notice a client that goes a
 ``AsyncApiView`` keeps everything else of DRF: ``as_view()`` returns an ``async def`` view
 (so Django's ASGI handler runs it on the event loop and cancels it when the client
 disconnects), while authentication, permissions, throttles and input validation run as
-configured (``DEFAULT_AUTHENTICATION_CLASSES``: token, then session), in one hop to a worker
-thread because they touch the database. drf-spectacular documents the class like any
-``APIView`` (the view function carries ``cls``, as DRF's own do).
+configured (``DEFAULT_AUTHENTICATION_CLASSES``: token, then session). drf-spectacular
+documents the class like any ``APIView`` (the view function carries ``cls``, as DRF's own do).
+
+What touches the database runs in a worker thread; the rest stays on the event loop, so for a
+request with a known API token the view makes one thread hop (validation and ``prepare``):
+
+- an API token checked in the last seconds is taken from ``apps.accounts.token_cache`` (no
+  query); any other caller is authenticated by DRF in a worker thread, and a token it
+  accepts is remembered; permissions read only the user (roles cached with it);
+- throttles with an ``aallow_request`` (``ServingRateThrottle``) decide on the event loop
+  and meet the shared cache at most every half second; others run in a worker thread.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponseBase, JsonResponse
+from knox.auth import TokenAuthentication
 from rest_framework import exceptions
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import JSONParser
@@ -27,6 +36,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
+from apps.accounts.token_cache import token_cache_generation, token_cache_lookup, token_cache_put
 from apps.serving.errors import openai_exception_handler, trellis_exception_handler
 
 
@@ -56,9 +66,11 @@ def to_django_response(response: HttpResponseBase) -> HttpResponseBase:
 class AsyncApiView(APIView):
     """Base of the inference endpoints: ``async def post(self, request)`` handlers.
 
-    Before the handler runs, in one worker-thread hop: authentication, permission and
-    throttle checks, then ``input_serializer`` validation (``self.data``), then ``prepare``
-    (``self.prepared``), where a view resolves what needs the ORM (the model to use).
+    Before the handler runs: authentication, permission and throttle checks (see the module
+    notes for which run where), then, in one worker-thread hop, ``input_serializer``
+    validation (``self.data``) and ``prepare`` (``self.prepared``), where a view resolves
+    what needs the ORM (the model to use). Permission classes must not query the database
+    (``HasRole`` reads the roles cached on the user).
     """
 
     parser_classes = (JSONParser,)
@@ -91,10 +103,39 @@ class AsyncApiView(APIView):
         """Runs in the worker thread after validation (ORM allowed); its result is ``self.prepared``."""
         return None
 
-    def _before_handler(self, request: Request, *args: Any, validate: bool = True, **kwargs: Any) -> None:
-        self.initial(request, *args, **kwargs)  # authentication, permissions, throttles
-        if not validate:
-            return
+    def check_throttles(self, request: Request) -> None:
+        """Nothing here: ``ainitial`` runs the throttles after ``initial`` (``acheck_throttles``)."""
+
+    async def acheck_throttles(self, request: Request) -> None:
+        """DRF's ``check_throttles``, awaiting the throttles that can decide on the event loop."""
+        waits = []
+        for throttle in self.get_throttles():
+            check = getattr(throttle, "aallow_request", None) or sync_to_async(throttle.allow_request)
+            if not await check(request, self):
+                waits.append(throttle.wait())
+        if waits:
+            self.throttled(request, max((wait for wait in waits if wait is not None), default=None))
+
+    def _initial_and_remember(self, request: Request, generation: int, *args: Any, **kwargs: Any) -> None:
+        self.initial(request, *args, **kwargs)
+        if isinstance(request.successful_authenticator, TokenAuthentication):
+            token_cache_put(request.user, request.auth, generation=generation)
+
+    async def ainitial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        """DRF's ``initial`` (authentication, permissions, throttles) with no query on the event loop."""
+        remembered = token_cache_lookup(request)
+        if remembered is None:
+            await sync_to_async(self._initial_and_remember)(request, token_cache_generation(), *args, **kwargs)
+        else:
+            request.user, request.auth = remembered
+            # What DRF's _authenticate sets (DRF reads it for successful_authenticator).
+            request._authenticator = next(
+                (a for a in request.authenticators if isinstance(a, TokenAuthentication)), None
+            )
+            self.initial(request, *args, **kwargs)
+        await self.acheck_throttles(request)
+
+    def _validate_and_prepare(self, request: Request) -> None:
         if self.input_serializer is not None:
             serializer = self.input_serializer(data=request.data, context={"request": request, "view": self})
             serializer.is_valid(raise_exception=True)
@@ -111,11 +152,11 @@ class AsyncApiView(APIView):
             handler = getattr(self, method, None) if method in self.http_method_names else None
             if handler is None:
                 raise exceptions.MethodNotAllowed(request.method or "")
-            ours = inspect.iscoroutinefunction(handler)  # else one of DRF's own (OPTIONS): no input, sync
-            await sync_to_async(self._before_handler)(drf_request, *args, validate=ours, **kwargs)
-            if ours:
+            await self.ainitial(drf_request, *args, **kwargs)
+            if inspect.iscoroutinefunction(handler):
+                await sync_to_async(self._validate_and_prepare)(drf_request)
                 response = await handler(drf_request, *args, **kwargs)
-            else:
+            else:  # one of DRF's own (OPTIONS): no input, sync
                 response = await sync_to_async(handler)(drf_request, *args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - handle_exception renders API errors, re-raises the rest
             response = self.handle_exception(exc)

@@ -17,6 +17,7 @@ from ml.recommend.content import ContentRecommender
 from ml.recommend.cooccurrence import CoOccurrenceRecommender
 from ml.recommend.diversity import Diversity
 from ml.recommend.popularity import PopularityRecommender
+from ml.recommend.served import MEMBER_NAMES, SERVED_WEIGHTS, member_build, served_blend
 from ml.recommend.types import (
     DEFAULT_FILTERS,
     EVENT_KINDS,
@@ -41,19 +42,16 @@ def load(directory: Path | str) -> RecommenderBase:
 
 
 def default_blend(weights: dict[str, float] | None = None, *, diversity: Diversity | None = None) -> Blend:
-    """Content + co-occurrence + ALS + popularity, with the weights tuned on Online Retail's
-    validation split (bench/eval_recommend.py) unless ``weights`` are given."""
-    members: list[RecommenderBase] = [ContentRecommender(), CoOccurrenceRecommender(), ALSRecommender(),
-                                      PopularityRecommender()]
-    return Blend(weights or dict(DEFAULT_WEIGHTS), members, diversity=diversity)
+    """The served blend (``ml.recommend.served``): content, co-occurrence, ALS, popularity and
+    trending with the weights chosen on Online Retail's validation split, unless ``weights``."""
+    return served_blend(weights, diversity=diversity)
 
 
-# Chosen by bench/eval_recommend.py on Online Retail's validation split (fit before 2011-09-01,
-# scored on September), never on the test period; neighbours within 0.0003 Recall@10 of it.
-DEFAULT_WEIGHTS: dict[str, float] = {"content": 0.25, "cooccurrence": 1.0, "als": 1.0, "popularity": 0.1}
+DEFAULT_WEIGHTS = SERVED_WEIGHTS
 
 __all__ = [
-    "DEFAULT_FILTERS", "DEFAULT_WEIGHTS", "EVENT_KINDS", "EVENT_WEIGHTS", "REASON_KINDS", "ALSRecommender", "Blend",
-    "Catalogue", "CoOccurrenceRecommender", "ContentRecommender", "Diversity", "Filters", "Interaction",
-    "PopularityRecommender", "Reason", "Recommender", "RecommenderBase", "Scored", "default_blend", "load",
+    "DEFAULT_FILTERS", "DEFAULT_WEIGHTS", "EVENT_KINDS", "EVENT_WEIGHTS", "MEMBER_NAMES", "REASON_KINDS",
+    "SERVED_WEIGHTS", "ALSRecommender", "Blend", "Catalogue", "CoOccurrenceRecommender", "ContentRecommender",
+    "Diversity", "Filters", "Interaction", "PopularityRecommender", "Reason", "Recommender", "RecommenderBase",
+    "Scored", "default_blend", "load", "member_build", "served_blend",
 ]

@@ -13,7 +13,7 @@ from scipy import sparse
 from threadpoolctl import threadpool_limits
 
 from ml.recommend import persist
-from ml.recommend.base import RecommenderBase, anchor_reason, decay, history_weights, purchased
+from ml.recommend.base import RecommenderBase, anchor_reason, decay, history_weights, inner_products, purchased
 from ml.recommend.types import DEFAULT_FILTERS, Catalogue, Filters, Interaction, Reason, Scored
 
 
@@ -94,7 +94,7 @@ class ALSRecommender(RecommenderBase):
             model.fit(matrix, show_progress=False)
         self._users = users
         self._user_factors = np.asarray(model.user_factors, dtype=np.float32)
-        self._item_factors = np.asarray(model.item_factors, dtype=np.float32)
+        self._item_factors = np.ascontiguousarray(model.item_factors, dtype=np.float32)
         self._user_items = matrix
         self._gram = self._unit = None
 
@@ -116,8 +116,9 @@ class ALSRecommender(RecommenderBase):
         cells: dict[int, float] = {}
         row = self._users.get(user) if user is not None else None
         if row is not None:
-            fitted = self._user_items.getrow(row)
-            cells = dict(zip(fitted.indices.tolist(), fitted.data.tolist(), strict=True))
+            matrix = self._user_items  # the row's cells straight from the CSR arrays (getrow builds a matrix)
+            start, end = matrix.indptr[row], matrix.indptr[row + 1]
+            cells = dict(zip(matrix.indices[start:end].tolist(), matrix.data[start:end].tolist(), strict=True))
         fresh = False
         for item, strength in history_weights(history, half_life_days=0).items():
             pos = catalogue.position(item)
@@ -145,7 +146,7 @@ class ALSRecommender(RecommenderBase):
         if found is None:
             return []
         vector, touched = found
-        scores = (self._item_factors @ vector).astype(np.float64)
+        scores = inner_products(self._item_factors, vector)
         mask = self._mask(self._blocked(exclude, history, filters), filters)
         unit = self._unit_factors()
 
@@ -165,9 +166,9 @@ class ALSRecommender(RecommenderBase):
         if pos is None or not len(self._item_factors):
             return []
         unit = self._unit_factors()
-        scores = unit @ unit[pos]
+        scores = inner_products(unit, unit[pos])
         mask = self._mask({*exclude, item}, filters)
-        return self._top(scores.astype(np.float64), k, mask,
+        return self._top(scores, k, mask,
                          lambda rows: [Reason("similar_to", anchor_item=item)] * len(rows))
 
     def _config(self) -> dict[str, Any]:
@@ -183,6 +184,6 @@ class ALSRecommender(RecommenderBase):
     def _restore(self, state: dict[str, Any], arrays: dict[str, np.ndarray], folder: Path) -> None:
         self._users = {u: i for i, u in enumerate(state["users"])}
         self._user_factors = arrays["user_factors"]
-        self._item_factors = arrays["item_factors"]
+        self._item_factors = np.ascontiguousarray(arrays["item_factors"], dtype=np.float32)
         self._user_items = persist.csr_from_arrays("user_items", arrays)
         self._gram = self._unit = None

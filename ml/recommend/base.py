@@ -46,6 +46,41 @@ def history_weights(history: Sequence[Interaction], half_life_days: float) -> di
     return out
 
 
+def top_rows(scores: np.ndarray, k: int, mask: np.ndarray | None = None) -> np.ndarray:
+    """Rows of the ``k`` largest finite scores (where ``mask`` allows), best first; ties go
+    to the lower row.
+
+    A threshold from ``np.partition`` and a sort of the rows above it: on 100,000 scores
+    ~0.7 ms, against ~2-5 ms for ``np.argpartition`` (float32 / float64) on this machine.
+    """
+    ok = np.isfinite(scores) if mask is None else mask & np.isfinite(scores)
+    rows = np.flatnonzero(ok)
+    if len(rows) > 4 * k:  # dense (ALS, popularity): keep only what reaches the k-th score
+        allowed = scores[rows]
+        kth = np.partition(allowed, len(allowed) - k)[len(allowed) - k]
+        rows = rows[allowed >= kth]
+    return rows[np.argsort(-scores[rows], kind="stable")][:k]
+
+
+def inner_products(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    """``matrix @ vector`` (float32) with FAISS's SIMD kernel.
+
+    Scoring every item is the costliest step of an ALS request: 100,000 x 128 factors took
+    ~3.8 ms on this 2-core machine against ~7.7 ms for numpy's single-threaded sgemv.
+    """
+    import faiss
+
+    rows = np.ascontiguousarray(matrix, dtype=np.float32)
+    query = np.ascontiguousarray(vector, dtype=np.float32).ravel()
+    out = np.empty(len(rows), dtype=np.float32)
+    if len(rows) and rows.shape[1] == len(query):
+        faiss.fvec_inner_products_ny(faiss.swig_ptr(out), faiss.swig_ptr(query), faiss.swig_ptr(rows),
+                                     rows.shape[1], len(rows))
+    elif len(rows):
+        raise ValueError(f"vector has {len(query)} dimensions, the matrix {rows.shape[1]}")
+    return out
+
+
 def purchased(history: Iterable[Interaction]) -> set[str]:
     return {e.item for e in history if e.kind == "purchase"}
 
@@ -149,13 +184,9 @@ class RecommenderBase:
         """
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
-        scores = np.where(mask & np.isfinite(scores), scores, -np.inf)
-        allowed = int(np.isfinite(scores).sum())
-        take = min(k, allowed)
-        if take == 0:
+        rows = top_rows(scores, k, mask)
+        if not len(rows):
             return []
-        part = np.argpartition(-scores, take - 1)[:take]
-        rows = part[np.argsort(-scores[part], kind="stable")]
         catalogue = self._require_catalogue()
         return [Scored(catalogue.items[r], float(scores[r]), why)
                 for r, why in zip(rows.tolist(), reason(rows), strict=True)]

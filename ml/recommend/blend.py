@@ -30,6 +30,39 @@ def normalise(scored: Sequence[Scored]) -> list[float]:
     return ((values - values.min()) / span).tolist()
 
 
+def blend_lists(lists: Mapping[str, Sequence[Scored]], weights: Mapping[str, float]) -> list[Scored]:
+    """Weighted sum of each list's rescaled scores, best first (ties: by item id).
+
+    Each result keeps its members' contributions in ``parts`` (they add up to its score)
+    and the reason of the member that contributed most.
+
+    Args:
+        lists: member name -> its candidates, best first.
+        weights: member name -> weight (members missing or at 0 are left out).
+
+    Returns:
+        Every candidate of the weighted lists, blended.
+    """
+    total: dict[str, float] = {}
+    parts: dict[str, dict[str, float]] = {}
+    best: dict[str, tuple[float, Reason]] = {}
+    for name, scored in lists.items():
+        weight = weights.get(name, 0.0)
+        if weight <= 0:
+            continue
+        for entry, norm in zip(scored, normalise(scored), strict=True):
+            item, part = entry.item, weight * norm
+            if item in total:
+                total[item] += part
+                parts[item][name] = part
+                if part > best[item][0]:
+                    best[item] = (part, entry.reason)
+            else:
+                total[item], parts[item], best[item] = part, {name: part}, (part, entry.reason)
+    ranked = sorted(total.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [Scored(item, score, best[item][1], parts[item]) for item, score in ranked]
+
+
 class Blend(RecommenderBase):
     """Sums members' normalised scores times their weights; the reason comes from the
     member that contributed most to an item.
@@ -106,19 +139,7 @@ class Blend(RecommenderBase):
             The blended, diversified top ``k``.
         """
         weights = self.weights if weights is None else weights
-        total: dict[str, float] = {}
-        best: dict[str, tuple[float, Reason]] = {}
-        for name, scored in lists.items():
-            weight = weights.get(name, 0.0)
-            if weight <= 0:
-                continue
-            for entry, norm in zip(scored, normalise(scored), strict=True):
-                part = weight * norm
-                total[entry.item] = total.get(entry.item, 0.0) + part
-                if entry.item not in best or part > best[entry.item][0]:
-                    best[entry.item] = (part, entry.reason)
-        ranked = sorted(total.items(), key=lambda kv: (-kv[1], kv[0]))
-        blended = [Scored(item, score, best[item][1]) for item, score in ranked]
+        blended = blend_lists(lists, weights)
         return rerank(blended, k, self.diversity, self._require_catalogue())
 
     def member_lists(self, user: str | None, k: int, *, history: Sequence[Interaction] = (),

@@ -39,7 +39,7 @@ class PopularityRecommender(RecommenderBase):
         self.reason_kind = reason_kind
         self.category_boost = category_boost
         self.now = now
-        self._scores = np.empty(0, dtype=np.float64)
+        self._set_scores(np.empty(0, dtype=np.float64))
 
     def fit(self, interactions: Sequence[Interaction], catalogue: Catalogue) -> None:
         """Sums decayed event strengths per catalogue item (events on unknown items are ignored)."""
@@ -53,7 +53,34 @@ class PopularityRecommender(RecommenderBase):
             weights = np.array([e.strength for _, e in known]) * decay(
                 np.array([e.ts for _, e in known]), reference, self.half_life_days)
             np.add.at(scores, rows, weights)
+        self._set_scores(scores)
+
+    def _set_scores(self, scores: np.ndarray) -> None:
+        # The scores are fixed between fits, so their order is too: a request walks it
+        # instead of ranking the whole catalogue (~0.1 ms instead of ~2 ms at 100,000 items).
         self._scores = scores
+        ranked = np.argsort(-scores, kind="stable")
+        self._order = ranked[: int((scores > 0).sum())]
+        self._category_order: dict[int, np.ndarray] = {}
+
+    def _order_of(self, code: int) -> np.ndarray:
+        """Rows of category ``code`` with a score, best first (computed on first use)."""
+        if code not in self._category_order:
+            self._category_order[code] = self._order[self._category_codes[self._order] == code]
+        return self._category_order[code]
+
+    @staticmethod
+    def _first(order: np.ndarray, mask: np.ndarray, k: int) -> np.ndarray:
+        """The first ``k`` rows of ``order`` that ``mask`` allows (reads growing chunks)."""
+        found: list[np.ndarray] = []
+        count, start, step = 0, 0, max(4 * k, 64)
+        while count < k and start < len(order):
+            chunk = order[start:start + step]
+            allowed = chunk[mask[chunk]]
+            found.append(allowed)
+            count += len(allowed)
+            start, step = start + step, step * 4
+        return np.concatenate(found)[:k] if found else np.empty(0, dtype=np.int64)
 
     def _global_reason(self) -> Reason:
         return Reason(self.reason_kind)
@@ -61,47 +88,54 @@ class PopularityRecommender(RecommenderBase):
     def recommend(self, user: str | None, k: int, *, history: Sequence[Interaction] = (),
                   exclude: Collection[str] = (), filters: Filters | None = None) -> list[Scored]:
         """Popular items, lifted in the categories of ``history``; ``user`` is not needed."""
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
         filters = filters or self.filters
         catalogue = self._require_catalogue()
         mask = self._mask(self._blocked(exclude, history, filters), filters)
-        share = np.zeros(len(self._category_names) + 1)  # last slot: "no category" (code -1)
+        share: dict[int, float] = {}
         for event in history:
             pos = catalogue.position(event.item)
             if pos is not None and self._category_codes[pos] >= 0:
-                share[self._category_codes[pos]] += event.strength
-        if share.sum() > 0:
-            share /= share.sum()
-        lift = share[self._category_codes]
-        scores = np.where(self._scores > 0, self._scores * (1.0 + self.category_boost * lift), -np.inf)
-
-        def reasons(rows: np.ndarray) -> list[Reason]:
-            out = []
-            for r in rows.tolist():
-                code = int(self._category_codes[r])
-                if lift[r] > 0 and self.category_boost > 0:
-                    out.append(Reason("popular_in_category", category=self._category_names[code]))
-                else:
-                    out.append(self._global_reason())
-            return out
-
-        return self._top(scores, k, mask, reasons)
+                code = int(self._category_codes[pos])
+                share[code] = share.get(code, 0.0) + event.strength
+        total = sum(share.values())
+        lift = {code: self.category_boost * value / total for code, value in share.items()
+                if total > 0 and self.category_boost > 0 and value > 0}
+        # A lift multiplies a whole category, so the best lifted items are among the first k
+        # of their category and the best others among the first k overall: rank just those.
+        rows = np.unique(np.concatenate([self._first(self._order, mask, k),
+                                         *(self._first(self._order_of(code), mask, k) for code in lift)]))
+        if not len(rows):
+            return []
+        factor = np.array([1.0 + lift.get(int(code), 0.0) for code in self._category_codes[rows]])
+        scores = self._scores[rows] * factor
+        best = np.lexsort((rows, -scores))[:k]
+        out = []
+        for r, score in zip(rows[best].tolist(), scores[best].tolist(), strict=True):
+            code = int(self._category_codes[r])
+            why = (Reason("popular_in_category", category=self._category_names[code]) if code in lift
+                   else self._global_reason())
+            out.append(Scored(catalogue.items[r], float(score), why))
+        return out
 
     def similar(self, item: str, k: int, *, exclude: Collection[str] = (),
                 filters: Filters | None = None) -> list[Scored]:
         """Popular items of ``item``'s category ("Popular in Y"); unknown item: ``[]``."""
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
         filters = filters or self.filters
         catalogue = self._require_catalogue()
         pos = catalogue.position(item)
         if pos is None:
             return []
         code = int(self._category_codes[pos])
-        mask = self._mask({*exclude, item}, filters)
         if code < 0:
             return []
-        mask &= self._category_codes == code
-        scores = np.where(self._scores > 0, self._scores, -np.inf)
+        rows = self._first(self._order_of(code), self._mask({*exclude, item}, filters), k)
         category = self._category_names[code]
-        return self._top(scores, k, mask, lambda rows: [Reason("popular_in_category", category=category)] * len(rows))
+        return [Scored(catalogue.items[r], float(self._scores[r]), Reason("popular_in_category", category=category))
+                for r in rows.tolist()]
 
     def item_scores(self) -> dict[str, float]:
         """Item -> decayed popularity (only items with events)."""
@@ -116,4 +150,4 @@ class PopularityRecommender(RecommenderBase):
         return {}, {"scores": self._scores}
 
     def _restore(self, state: dict[str, Any], arrays: dict[str, np.ndarray], folder: Path) -> None:
-        self._scores = arrays["scores"].astype(np.float64)
+        self._set_scores(arrays["scores"].astype(np.float64))

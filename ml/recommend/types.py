@@ -114,11 +114,20 @@ class Reason:
 
 @dataclass
 class Scored:
-    """A recommended item with its score (higher is better; scale depends on the source)."""
+    """A recommended item with its score (higher is better; scale depends on the source).
+
+    Attributes:
+        item: the item's external id.
+        score: what the list is ordered by.
+        reason: why it is recommended.
+        parts: for a blend, member name -> its contribution (weight x the member's score
+            rescaled to [0, 1]); they add up to ``score``. Empty for a single recommender.
+    """
 
     item: str
     score: float
     reason: Reason
+    parts: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 
 from apps.mlops.models import ModelVersion
+from tests.chat.matrix import kb_access_objects
 from tests.core.ws import ORIGIN, TIMEOUT, run
 from tests.mlops.factories import (
     GOOD_CSV,
@@ -40,6 +41,8 @@ from tests.mlops.factories import (
     isolate,
 )
 from tests.recommend.factories import access_matrix_objects, recommend_isolate
+from tests.sentiment.fixtures_alerts import alert_access_objects
+from tests.sentiment.matrix import sentiment_access_objects
 
 pytestmark = pytest.mark.django_db
 
@@ -331,7 +334,159 @@ RECOMMEND_CASES = [
     Case("rec widget", "GET", "/api/recommend/widget/recommendations/", lambda who: 400, api=True),
     Case("rec widget click", "POST", "/api/recommend/widget/clicks/", lambda who: 400, api=True),
 ]
-CASES = PAGE_CASES + API_CASES + SERVING_CASES + RECOMMEND_CASES
+# Sentiment (apps/sentiment): analysts and admins. Queued work (polls, scoring, rescoring) is
+# sent after the test's transaction commits, which it never does here: nothing runs.
+ANALYSTS = {"admin", "analyst"}
+
+
+def analysts(ok: int) -> Callable[[str], int]:
+    return lambda role: ok if role in ANALYSTS else 403
+
+
+def _documents_file(ids: Ids) -> dict[str, Any]:
+    return {"file": SimpleUploadedFile("news.csv", b"text\nMatrix Corp misses\n", content_type="text/csv")}
+
+
+def _prices_file(ids: Ids) -> dict[str, Any]:
+    return {"file": SimpleUploadedFile("prices.csv", b"symbol,date,close\nMTX,2025-03-03,10\n")}
+
+
+SENTIMENT_CASES = [
+    Case("sent sources", "GET", "/api/sentiment/sources/", api(analysts(200)), api=True),
+    Case("sent source create", "POST", "/api/sentiment/sources/", api(analysts(201)), api=True,
+         data=lambda ids: {"name": "new wire", "kind": "push"}),
+    Case("sent source", "GET", "/api/sentiment/sources/{sent_push}/", api(analysts(200)), api=True),
+    Case("sent source update", "PATCH", "/api/sentiment/sources/{sent_feed}/", api(analysts(200)), api=True,
+         data=lambda ids: {"poll_interval_s": 600}),
+    Case("sent source delete", "DELETE", "/api/sentiment/sources/{sent_feed}/", api(analysts(204)), api=True),
+    Case("sent source poll", "POST", "/api/sentiment/sources/{sent_feed}/poll/", api(analysts(202)), api=True),
+    Case("sent push", "POST", "/api/sentiment/sources/{sent_push}/documents/", api(analysts(200)), api=True,
+         data=lambda ids: {"documents": [{"text": "Matrix Corp upgraded", "external_id": "m-1"}]}),
+    Case("sent upload", "POST", "/api/sentiment/uploads/", api(analysts(200)), api=True, data=_documents_file),
+    Case("sent documents", "GET", "/api/sentiment/documents/", api(analysts(200)), api=True),
+    Case("sent document", "GET", "/api/sentiment/documents/{sent_doc}/", api(analysts(200)), api=True),
+    Case("sent entities", "GET", "/api/sentiment/entities/", api(analysts(200)), api=True),
+    Case("sent entity create", "POST", "/api/sentiment/entities/", api(analysts(201)), api=True,
+         data=lambda ids: {"symbol": "NEWCO", "name": "New Company"}),
+    Case("sent entity", "GET", "/api/sentiment/entities/MTX/", api(analysts(200)), api=True),
+    Case("sent entity update", "PATCH", "/api/sentiment/entities/MTX/", api(analysts(200)), api=True,
+         data=lambda ids: {"aliases": ["The Matrix"]}),
+    Case("sent entity delete", "DELETE", "/api/sentiment/entities/MTX/", api(analysts(204)), api=True),
+    Case("sent series", "GET", "/api/sentiment/entities/MTX/series/", api(analysts(200)), api=True),
+    Case("sent prices", "GET", "/api/sentiment/entities/MTX/prices/", api(analysts(200)), api=True),
+    Case("sent prices import", "POST", "/api/sentiment/prices/", api(analysts(200)), api=True, data=_prices_file),
+    Case("sent watchlists", "GET", "/api/sentiment/watchlists/", api(analysts(200)), api=True),
+    Case("sent watchlist create", "POST", "/api/sentiment/watchlists/", api(analysts(201)), api=True,
+         data=lambda ids: {"name": "new list", "entities": ["MTX"]}),
+    Case("sent watchlist", "GET", "/api/sentiment/watchlists/{sent_watchlist}/", api(analysts(200)), api=True),
+    Case("sent watchlist update", "PATCH", "/api/sentiment/watchlists/{sent_watchlist}/", api(analysts(200)),
+         api=True, data=lambda ids: {"entities": []}),
+    Case("sent watchlist delete", "DELETE", "/api/sentiment/watchlists/{sent_watchlist}/", api(analysts(204)),
+         api=True),
+    Case("sent rescore", "POST", "/api/sentiment/rescore/", api(analysts(202)), api=True,
+         data=lambda ids: {"version": "sentiment-marker-active"}),
+]
+# The analysts' dashboard and the alert side of /api/sentiment/ (helper sentui). Deliveries wait
+# for a commit that never comes; the explanation finds no model (the fixture makes none serve): 503.
+_RULE = {"name": "matrix new rule", "entity": "MTX", "condition": "level_below", "threshold": -0.3}
+_RULE_FORM = {"name": "matrix form rule", "entity": "", "watchlist": "{sent_watchlist}", "condition": "level_below",
+              "threshold": "-0.3", "width_s": "3600", "window": "1", "baseline": "24", "min_volume": "3",
+              "cooldown_s": "3600", "enabled": "on"}
+_BACKTEST_FORM = {"basis": "live", "min_volume": "3", "min_abs": "0.05", "permutations": "0", "symbols": ""}
+SENTIMENT_UI_CASES = [
+    Case("sent home", "GET", "/sentiment/", page(analysts(200))),
+    Case("sent entity page", "GET", "/sentiment/entities/MTX/", page(analysts(200))),
+    Case("sent document page", "GET", "/sentiment/documents/{sent_doc}/", page(analysts(200))),
+    Case("sent correct", "POST", "/sentiment/documents/{sent_doc}/correct/", page(analysts(302)),
+         data=lambda ids: {"label": "positive"}),
+    Case("sent alerts page", "GET", "/sentiment/alerts/", page(analysts(200))),
+    Case("sent alert page", "GET", "/sentiment/alerts/{sent_alert}/", page(analysts(200))),
+    Case("sent alert ack page", "POST", "/sentiment/alerts/{sent_alert}/acknowledge/", page(analysts(302))),
+    Case("sent alert resolve page", "POST", "/sentiment/alerts/{sent_alert}/resolve/", page(analysts(302))),
+    Case("sent delivery retry page", "POST", "/sentiment/alerts/{sent_alert}/deliveries/{sent_delivery}/retry/",
+         page(analysts(302))),
+    Case("sent rules page", "GET", "/sentiment/rules/", page(analysts(200))),
+    Case("sent rule create page", "POST", "/sentiment/rules/", page(analysts(302)),
+         data=lambda ids: {k: v.format_map(ids) for k, v in _RULE_FORM.items()}),
+    Case("sent rule page", "GET", "/sentiment/rules/{sent_rule}/", page(analysts(200))),
+    Case("sent rule delete page", "POST", "/sentiment/rules/{sent_doomed_rule}/delete/", page(analysts(302))),
+    Case("sent corrections page", "GET", "/sentiment/corrections/", page(analysts(200))),
+    Case("sent corrections export page", "POST", "/sentiment/corrections/export/", page(analysts(302))),
+    Case("sent backtests page", "GET", "/sentiment/backtests/", page(analysts(200))),
+    Case("sent backtest run page", "POST", "/sentiment/backtests/", page(analysts(302)),
+         data=lambda ids: _BACKTEST_FORM),
+    Case("sent backtest page", "GET", "/sentiment/backtests/{sent_backtest}/", page(analysts(200))),
+    Case("sent sources page", "GET", "/sentiment/sources/", page(analysts(200))),
+    Case("sent upload page", "POST", "/sentiment/sources/upload/", page(analysts(200)), data=_documents_file),
+    Case("sent poll page", "POST", "/sentiment/sources/{sent_feed}/poll/", page(analysts(302))),
+    Case("sent watchlists page", "GET", "/sentiment/watchlists/", page(analysts(200))),
+    Case("sent watchlist page", "GET", "/sentiment/watchlists/{sent_watchlist}/", page(analysts(200))),
+    Case("sent entity edit page", "GET", "/sentiment/watchlists/entities/MTX/", page(analysts(200))),
+    Case("sent alerts", "GET", "/api/sentiment/alerts/", api(analysts(200)), api=True),
+    Case("sent alert", "GET", "/api/sentiment/alerts/{sent_alert}/", api(analysts(200)), api=True),
+    Case("sent alert ack", "POST", "/api/sentiment/alerts/{sent_alert}/acknowledge/", api(analysts(200)), api=True),
+    Case("sent alert resolve", "POST", "/api/sentiment/alerts/{sent_alert}/resolve/", api(analysts(200)), api=True),
+    Case("sent rules", "GET", "/api/sentiment/rules/", api(analysts(200)), api=True),
+    Case("sent rule create", "POST", "/api/sentiment/rules/", api(analysts(201)), api=True, data=lambda ids: _RULE),
+    Case("sent rule", "GET", "/api/sentiment/rules/{sent_rule}/", api(analysts(200)), api=True),
+    Case("sent rule update", "PATCH", "/api/sentiment/rules/{sent_rule}/", api(analysts(200)), api=True,
+         data=lambda ids: {"threshold": -0.4}),
+    Case("sent rule delete", "DELETE", "/api/sentiment/rules/{sent_rule}/", api(analysts(204)), api=True),
+    Case("sent corrections", "GET", "/api/sentiment/corrections/", api(analysts(200)), api=True),
+    Case("sent correction create", "POST", "/api/sentiment/corrections/", api(analysts(201)), api=True,
+         data=lambda ids: {"document": ids["sent_doc"], "label": "positive"}),
+    # No corrections in the world: past the access check to 400 (nothing to export).
+    Case("sent corrections export", "POST", "/api/sentiment/corrections/export/", api(analysts(400)), api=True,
+         data=lambda ids: {}),
+    Case("sent backtests", "GET", "/api/sentiment/backtests/", api(analysts(200)), api=True),
+    Case("sent backtest create", "POST", "/api/sentiment/backtests/", api(analysts(201)), api=True,
+         data=lambda ids: {"permutations": 0}),
+    Case("sent backtest", "GET", "/api/sentiment/backtests/{sent_backtest}/", api(analysts(200)), api=True),
+    Case("sent explain", "POST", "/api/sentiment/documents/{sent_doc}/explain/", api(analysts(503)), api=True,
+         data=lambda ids: {}),
+]
+# Knowledge base (apps/chat): agents and admins. Index tasks wait for a commit that never comes.
+AGENTS = {"admin", "agent"}
+
+
+def kb_agents(ok: int) -> Callable[[str], int]:
+    return lambda role: ok if role in AGENTS else 403
+
+
+def _kb_file(ids: Ids, field: str = "files") -> dict[str, Any]:
+    return {field: SimpleUploadedFile("faq.csv", b"title,body\nNew answer,Some text\n", content_type="text/csv")}
+
+
+_KB_ARTICLE = {"title": "Matrix new article", "body": "Text", "tags": "a, b"}
+KB_CASES = [
+    Case("kb home", "GET", "/kb/", page(kb_agents(200))),
+    Case("kb new article form", "GET", "/kb/articles/new/", page(kb_agents(200))),
+    Case("kb new article", "POST", "/kb/articles/new/", page(kb_agents(302)), data=lambda ids: _KB_ARTICLE),
+    Case("kb article", "GET", "/kb/articles/{kb_article}/", page(kb_agents(200))),
+    Case("kb article edit", "POST", "/kb/articles/{kb_article}/edit/", page(kb_agents(302)),
+         data=lambda ids: _KB_ARTICLE),
+    Case("kb article delete", "POST", "/kb/articles/{kb_doomed}/delete/", page(kb_agents(302))),
+    Case("kb imports page", "GET", "/kb/imports/", page(kb_agents(200))),
+    Case("kb import", "POST", "/kb/imports/", page(kb_agents(302)), data=_kb_file),
+    Case("kb import page", "GET", "/kb/imports/{kb_import}/", page(kb_agents(200))),
+    Case("kb rebuild", "POST", "/kb/index/rebuild/", page(kb_agents(302))),
+    Case("kb api articles", "GET", "/api/chat/kb/articles/", api(kb_agents(200)), api=True),
+    Case("kb api article create", "POST", "/api/chat/kb/articles/", api(kb_agents(201)), api=True,
+         data=lambda ids: {**_KB_ARTICLE, "tags": ["a"]}),
+    Case("kb api article", "GET", "/api/chat/kb/articles/{kb_article}/", api(kb_agents(200)), api=True),
+    Case("kb api article update", "PATCH", "/api/chat/kb/articles/{kb_article}/", api(kb_agents(200)), api=True,
+         data=lambda ids: {"published": False}),
+    Case("kb api article delete", "DELETE", "/api/chat/kb/articles/{kb_doomed}/", api(kb_agents(204)), api=True),
+    # Without ?q= (routes here carry no query string): past the access check to 400.
+    Case("kb api search", "GET", "/api/chat/kb/search/", api(kb_agents(400)), api=True),
+    # The API takes "files" (several) or "file" (one); the matrix sends multipart for "file".
+    Case("kb api import", "POST", "/api/chat/kb/imports/", api(kb_agents(201)), api=True,
+         data=lambda ids: _kb_file(ids, "file")),
+    Case("kb api import status", "GET", "/api/chat/kb/imports/{kb_import}/", api(kb_agents(200)), api=True),
+    Case("kb api rebuild", "POST", "/api/chat/kb/index/rebuild/", api(kb_agents(202)), api=True),
+]
+CASES = (PAGE_CASES + API_CASES + SERVING_CASES + RECOMMEND_CASES + SENTIMENT_CASES + SENTIMENT_UI_CASES
+         + KB_CASES)
 # Exercised by every API case (it is how the callers get their tokens), and by tests/accounts.
 AUTH_ROUTES = {"api/auth/token/"}
 
@@ -401,6 +556,9 @@ def world(settings, tmp_path, monkeypatch, rest_client) -> SimpleNamespace:
     ids["embedder_candidate"] = ModelVersionFactory(role="embedder", version="embedder-shared", kind="embedder").pk
     recommend_isolate(settings, tmp_path)
     ids.update(access_matrix_objects())
+    ids.update(sentiment_access_objects())
+    ids.update(alert_access_objects())
+    ids.update(kb_access_objects(settings, tmp_path))
     return SimpleNamespace(owners=owners, ids=ids)
 
 
@@ -494,6 +652,9 @@ SOCKET_CASES = [
     *[SocketCase(f"job {k}", JOB_ROUTE, f"/ws/mlops/jobs/{{{k}_job}}/", socket_rule(lambda role, k=k: role in SEES[k]))
       for k in KINDS],
     SocketCase("unknown job", JOB_ROUTE, "/ws/mlops/jobs/999999/", socket_rule(lambda role: False)),
+    # Analysts' live alerts and scored documents: other roles are refused whatever they hold.
+    SocketCase("sentiment live", "ws/sentiment/live/", "/ws/sentiment/live/",
+               lambda who: 4401 if who == ANON else "open" if ROLE_OF.get(who) in ANALYSTS else 4403),
 ]
 
 
@@ -523,6 +684,8 @@ def test_socket(case: SocketCase, who: str, world, page_client):
         first = await comm.receive_json_from(timeout=TIMEOUT)
         if case.name == "ping":
             assert first["type"] == "hello" and first["user"] == user.username
+        elif case.name == "sentiment live":
+            assert first == {"type": "hello", "open_alerts": 1}
         else:
             assert first["type"] == "job" and first["job"]["id"] == world.ids[f"{case.name.split()[1]}_job"]
         await comm.send_json_to({"type": "ping"})
@@ -558,7 +721,9 @@ def test_every_route_is_in_the_matrix():
     ids = dict.fromkeys(["intent_dataset", "intent_job", "intent_candidate", "intent_active",
                          "sentiment_dataset", "sentiment_job", "sentiment_candidate", "sentiment_active",
                          "embedder_candidate", "agent_token", "rec_import", "rec_abtest", "rec_evaluation",
-                         "rec_widget_key"], 1)
+                         "rec_widget_key", "sent_push", "sent_feed", "sent_doc", "sent_watchlist", "sent_rule",
+                         "sent_doomed_rule", "sent_alert", "sent_backtest", "sent_delivery",
+                         "kb_article", "kb_doomed", "kb_import"], 1)
     covered = {resolve(case.path.format_map(ids)).route for case in CASES} | AUTH_ROUTES
     assert _routes(get_resolver().url_patterns) - covered == set(), "add these routes to the access matrix"
 

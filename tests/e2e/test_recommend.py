@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import re
 import threading
+import time
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -63,6 +64,12 @@ def test_item_explorer_shows_similar_items(page: Page, live_server, make_user, s
     assert rows.count() >= 3
     expect(rows.first.locator(".reason")).to_have_text(
         re.compile(r"^(Similar to|Often bought with) Red Ceramic Mug$"))
+    # The list is ordered by the score it shows; each score's shares are labelled beneath it.
+    expect(page.locator("#similar-items th", has_text="Blended score")).to_be_visible()
+    scores = [float(text) for text in rows.locator(".score").all_inner_texts()]
+    assert scores == sorted(scores, reverse=True)
+    expect(rows.first.locator(".contributions")).to_have_text(
+        re.compile(r"^(content|co-occurrence) \d\.\d\d( · (content|co-occurrence) \d\.\d\d)?$"))
 
 
 def test_widget_on_a_page_from_another_origin_shows_recommendations(page: Page, live_server, shop_items, shop_site):
@@ -84,6 +91,10 @@ def test_widget_on_a_page_from_another_origin_shows_recommendations(page: Page, 
     expect(items).to_have_count(4)
     expect(page.locator("#recs h3")).to_have_text("Recommended for you")
     expect(items.first.locator(".trellis-rec-reason")).not_to_be_empty()
+    # Impressions are stored once the response has been sent: that can trail the render a little.
+    deadline = time.monotonic() + 10
+    while Impression.objects.filter(surface="widget", user_key="c0").count() < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert Impression.objects.filter(surface="widget", user_key="c0").count() == 4
     # c0 bought k0-k2: a personal (signed) list never repeats them.
     hrefs = [items.nth(n).locator("a").get_attribute("href") for n in range(4)]

@@ -85,12 +85,14 @@ def wait_for(predicate, timeout: float, what: str, log: Path):
 
 
 def test_killed_worker_resumes_from_checkpoint_and_makes_one_version(make_user, worker_env, tmp_path):
-    # given a queued LoRA job that checkpoints every 5 steps
+    # given a queued LoRA job that checkpoints every 5 steps: 400 rows (320 to train on) x 2 epochs
+    # is 40 steps, so the kill after step 10 (the job's step is written at most 1 s late) lands
+    # well before the end
     agent = make_user("agent")
-    dataset = dataset_create(uploaded_file=SimpleUploadedFile("intents.csv", rows_to_csv(intent_sample_rows(800))),
+    dataset = dataset_create(uploaded_file=SimpleUploadedFile("intents.csv", rows_to_csv(intent_sample_rows(400))),
                              name="intents", role="intent", user=agent)
     job = training_job_create(dataset=dataset, method="lora", user=agent,
-                              params={"epochs": 3, "max_length": 32, "batch_size": 16, "learning_rate": 3e-3,
+                              params={"epochs": 2, "max_length": 32, "batch_size": 16, "learning_rate": 3e-3,
                                       "checkpoint_every_steps": 5})
     _, ckpt_dir = job_dirs(job)
     log = tmp_path / "worker.log"

@@ -6,6 +6,7 @@ import pytest
 from django.test import Client
 
 from apps.recommend.models import EvaluationRun
+from apps.recommend.services.blends import MEMBERS
 from apps.recommend.services.evaluation import evaluation_create
 from tests.recommend.factories import START, fitted_shop
 
@@ -106,7 +107,7 @@ def test_import_and_ab_pages_post(make_user, shop_items):
     refused = client.post("/recommend/imports/", {"file": SimpleUploadedFile("c.csv", b"\xff\xfe\n")}, follow=True)
     started = client.post("/recommend/abtests/", {
         "name": "t", "a_name": "A", "b_name": "B",
-        **{f"{p}_{m}": 1 for p in "ab" for m in ("content", "cooccurrence", "als", "popularity")}})
+        **{f"{p}_{m}": 1 for p in "ab" for m in MEMBERS}})
 
     assert imported.status_code == 302 and "/recommend/imports/" in imported["Location"]
     assert "not UTF-8" in refused.content.decode()
@@ -122,3 +123,19 @@ def test_the_nav_links_the_dashboard_for_merchandisers_only(make_user, role, sho
     page = client.get("/").content.decode()
     nav = page[page.index('<nav class="nav">'):page.index("</nav>")]
     assert ('href="/recommend/"' in nav) is shown
+
+
+def test_explorer_lists_are_ordered_by_the_blended_score_they_show(make_user, shop_items):
+    import re
+
+    client = Client()
+    client.force_login(make_user("merchandiser"))
+
+    for path in ("/recommend/items/k0/", "/recommend/customers/?user=c0"):
+        page = client.get(path).content.decode()
+        scores = [float(v) for v in re.findall(r'<span class="score">([0-9.]+)</span>', page)]
+        assert "Blended score" in page and len(scores) >= 3
+        assert scores == sorted(scores, reverse=True), path
+        assert re.search(r'class="muted contributions"[^>]*>(content|co-occurrence|ALS|trending) \d\.\d\d', page)
+    explorer = client.get("/recommend/items/k0/").content.decode()
+    assert re.search(r"(content|co-occurrence) \d\.\d\d( · (content|co-occurrence) \d\.\d\d)?</span>", explorer)

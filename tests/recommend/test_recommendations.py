@@ -118,3 +118,93 @@ def test_a_new_fit_is_picked_up_by_readers(merch_client, shop_items):
 
     assert engine_get().name != before
     assert engine_get().manifest["events"] == Event.objects.count()
+
+
+def test_every_result_carries_the_score_it_is_ordered_by_and_its_shares(merch_client, shop_items):
+    results = recs(merch_client, "c0", k=5)["results"]
+    similar = merch_client.get("/api/recommend/items/k0/similar/", {"k": 5}).json()["results"]
+
+    for rows in (results, similar):
+        scores = [r["score"] for r in rows]
+        assert scores == sorted(scores, reverse=True)
+        assert all(r["contributions"] for r in rows)
+        assert all(sum(r["contributions"].values()) == pytest.approx(r["score"], abs=1e-3) for r in rows)
+    assert {name for r in similar for name in r["contributions"]} <= {"content", "cooccurrence"}
+
+
+def test_the_api_stores_impressions_once_the_response_is_closed(make_user, shop_items):
+    from rest_framework.test import APIRequestFactory, force_authenticate
+
+    from apps.recommend.api import UserRecommendationsApi
+
+    request = APIRequestFactory().get("/api/recommend/users/c0/recommendations/", {"k": 3})
+    force_authenticate(request, user=make_user("merchandiser"))
+    response = UserRecommendationsApi.as_view()(request, user_key="c0")
+    ids = [r["impression_id"] for r in response.data["results"]]
+
+    assert response.status_code == 200 and len(ids) == 3
+    assert not Impression.objects.exists()  # not yet: the body goes out first
+    _close(response)  # what the server does once the body is sent
+    assert sorted(str(i) for i in Impression.objects.values_list("impression_id", flat=True)) == sorted(ids)
+    _close(response)
+    assert Impression.objects.count() == 3
+
+
+def _close(response):
+    """``response.close()`` as the test client calls it: the test's database connection stays open."""
+    from django.core.signals import request_finished
+    from django.db import close_old_connections
+
+    request_finished.disconnect(close_old_connections)
+    try:
+        response.close()
+    finally:
+        request_finished.connect(close_old_connections)
+
+
+def test_impressions_left_for_later_are_stored_once(shop_items):
+    from apps.recommend.services.recommendations import impressions_save, recommendation_list
+
+    result = recommendation_list(user_key="c0", k=3, log_later=True)
+
+    assert not Impression.objects.exists() and all(r.impression_id for r in result.results)
+    assert impressions_save(result) == 3 and impressions_save(result) == 0
+    assert Impression.objects.filter(user_key="c0", surface="user").count() == 3
+    assert recommendation_list(user_key="c0", k=2, log=False).unsaved == []
+
+
+def test_the_fast_answer_builders_give_what_the_documented_serializers_give(shop_items):
+    from apps.recommend import serializers as s
+    from apps.recommend.services.recommendations import recommendation_list, similar_list
+
+    Item.objects.filter(external_id="k3").update(attributes={"colour": "blue", "size": [1, 2]}, price=None)
+    lists = [recommendation_list(user_key="c0", k=6), recommendation_list(session_key="anon", k=3, log=False),
+             similar_list(item=shop_items["k0"], k=5)]
+
+    for result in lists:
+        assert s.recommendation_list_data(result) == s.RecommendationListOutputSerializer(result).data
+        assert s.widget_list_data(result) == s.WidgetOutputSerializer(result).data
+    shown = [r.item for result in lists for r in result.results]
+    assert any(i.embedded_at for i in shown) and any(i.price is None for i in shown) and any(i.price for i in shown)
+
+
+def test_a_list_is_filled_past_many_candidates_that_became_unavailable(merch_client, shop_items):
+    first = [r["item"]["external_id"] for r in recs(merch_client, "c0", k=8)["results"]]
+    Item.objects.filter(external_id__in=first[:5]).update(available=False)  # more than 2 x k of the best
+
+    again = [r["item"]["external_id"] for r in recs(merch_client, "c0", k=2)["results"]]
+
+    assert len(again) == 2 and not set(first[:5]) & set(again)
+
+
+def test_contributions_are_labelled_largest_first():
+    from apps.recommend.services.recommendations import Recommended
+
+    def shown(**shares):
+        return Recommended(item=Item(external_id="x", title="X"), score=sum(shares.values()), reason="",
+                           reason_kind="popular", contributions=shares).contributions_text
+
+    assert shown(cooccurrence=0.2, content=0.41, trending=0.001) == "content 0.41 · co-occurrence 0.20"
+    assert shown(als=0.5, popularity=0.5) == "ALS 0.50 · popularity 0.50"
+    assert shown(content=0.0) == "content 0.00"
+    assert shown() == ""

@@ -119,18 +119,20 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=15)
 
 
+def launch(name: str, argv: list[str], env: dict[str, str], log: Path, port: int | None = None) -> Server:
+    """Starts ``argv`` in its own process group (so ``_stop`` reaches its children), output to ``log``."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    return Server(name, proc, log, port)
+
+
 @pytest.fixture
 def start_process(tmp_path) -> Iterator[Callable[..., Server]]:
     """``start_process(name, argv, env, port=None)`` -> a running child in its own process group."""
     started: list[Server] = []
 
     def start(name: str, argv: list[str], env: dict[str, str], port: int | None = None) -> Server:
-        log = tmp_path / f"{name}.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        server = Server(name, proc, log, port)
+        server = launch(name, argv, env, tmp_path / f"{name}.log", port)
         started.append(server)
         return server
 
@@ -149,7 +151,9 @@ def get_json(url: str, timeout: float = 10, headers: dict[str, str] | None = Non
 
 def post_json(url: str, payload: dict, timeout: float = 10, headers: dict[str, str] | None = None) -> tuple[int, dict]:
     request = urllib.request.Request(
-        url, data=json.dumps(payload).encode(), method="POST",
+        url,
+        data=json.dumps(payload).encode(),
+        method="POST",
         headers={"Content-Type": "application/json", **(headers or {})},
     )
     try:
@@ -216,3 +220,19 @@ def embedded_var(tmp_path_factory) -> Path:
     manage(["migrate", "--noinput", "-v", "0"], env)
     manage(["create_demo_users"], env)
     return var
+
+
+@pytest.fixture(scope="session")
+def embedded_uvicorn(embedded_var, tmp_path_factory) -> Iterator[Server]:
+    """One uvicorn on ``embedded_var``, started as ``run_suite`` starts it (default limits, access
+    log on), shared by the tests that only talk to it: each start costs seconds of imports.
+    Its log holds every test's lines; a test looks for its own (its token, its ticket)."""
+    port = free_port()
+    server = launch(
+        "uvicorn", uvicorn_argv(port), child_env(embedded_var), tmp_path_factory.mktemp("uvicorn") / "uvicorn.log", port
+    )
+    try:
+        wait_for_healthz(server)
+        yield server
+    finally:
+        _stop(server.proc)

@@ -11,9 +11,11 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from tests.servers.conftest import (
+    _stop,
     child_env,
     free_port,
     get_json,
+    launch,
     post_json,
     run_async,
     uvicorn_argv,
@@ -27,13 +29,17 @@ FRAME_TIMEOUT = 15  # seconds
 BODY_LIMIT = 1024  # bytes, for the chunked-body test
 
 
-@pytest.fixture
-def embedded_server(start_process, embedded_var):
+@pytest.fixture(scope="module")
+def embedded_server(embedded_var, tmp_path_factory):
+    """One server for the module: no test here changes what the next one sees."""
     port = free_port()
     env = child_env(embedded_var, TRELLIS_MAX_BODY_BYTES=str(BODY_LIMIT))
-    server = start_process("uvicorn", uvicorn_argv(port), env, port=port)
-    wait_for_healthz(server)
-    return server
+    server = launch("uvicorn", uvicorn_argv(port), env, tmp_path_factory.mktemp("smoke") / "uvicorn.log", port)
+    try:
+        wait_for_healthz(server)
+        yield server
+    finally:
+        _stop(server.proc)
 
 
 async def _recv(ws) -> dict:

@@ -13,13 +13,9 @@ import pytest
 from websockets.asyncio.client import connect
 
 from tests.servers.conftest import (
-    child_env,
-    free_port,
     get_json,
     post_json,
     run_async,
-    uvicorn_argv,
-    wait_for_healthz,
     ws_ticket,
 )
 
@@ -29,20 +25,21 @@ FRAME_TIMEOUT = 15  # seconds
 LOG_TIMEOUT = 15  # seconds for a line to reach the log file after the event
 
 
-def _wait_for_line(server, text: str) -> str:
+def _wait_for_line(server, text: str, since: int = 0) -> str:
+    """The log from byte ``since`` on, once ``text`` is in it (the server is shared: earlier
+    tests' lines come before ``since``)."""
     deadline = time.monotonic() + LOG_TIMEOUT
     while time.monotonic() < deadline:
-        log = server.log.read_text(errors="replace")
+        log = server.log.read_bytes()[since:].decode(errors="replace")
         if text in log:
             return log
         time.sleep(0.2)
     pytest.fail(f"{text!r} never reached the log:\n{server.log_tail()}")
 
 
-def test_tickets_and_queries_stay_out_of_the_server_log(start_process, embedded_var):
-    port = free_port()
-    server = start_process("uvicorn", uvicorn_argv(port), child_env(embedded_var), port=port)  # access log on
-    wait_for_healthz(server)
+def test_tickets_and_queries_stay_out_of_the_server_log(embedded_uvicorn):
+    server, port = embedded_uvicorn, embedded_uvicorn.port  # access log on
+    since = server.log.stat().st_size
     status, login = post_json(server.url + "/api/auth/token/", {"username": "analyst", "password": "trellis-demo"})
     assert status == 200, login
     ticket = ws_ticket(server.url, login["token"])
@@ -55,8 +52,8 @@ def test_tickets_and_queries_stay_out_of_the_server_log(start_process, embedded_
 
     run_async(scenario)
 
-    log = _wait_for_line(server, '"WebSocket /ws/ping/?[redacted]" [accepted]')
-    _wait_for_line(server, '"GET /healthz?[redacted] HTTP/1.1" 200')
+    _wait_for_line(server, '"WebSocket /ws/ping/?[redacted]" [accepted]', since)
+    log = _wait_for_line(server, '"GET /healthz?[redacted] HTTP/1.1" 200', since)
     assert ticket not in log
     assert ticket.split(":")[0] not in log  # not even the payload part
     assert "query-secret-42" not in log

@@ -34,17 +34,14 @@ def _login_page(base_url: str, password: str) -> tuple[int, str, Message]:
         return exc.code, exc.read().decode(), exc.headers
 
 
-def test_a_lockout_earned_on_one_server_holds_on_another(start_process, embedded_var):
+def test_a_lockout_earned_on_one_server_holds_on_another(start_process, embedded_var, embedded_uvicorn):
     env = child_env(embedded_var)
     manage(["shell", "-c", "from apps.accounts.services import user_create; "
             f"user_create(username={USERNAME!r}, password={PASSWORD!r}, roles=['analyst'])"], env)
-    servers = []
-    for name in ("uvicorn-a", "uvicorn-b"):
-        port = free_port()
-        servers.append(start_process(name, uvicorn_argv(port), env, port=port))
-    for server in servers:
-        wait_for_healthz(server)
-    a, b = servers
+    # a: the session's shared server; b: a second one on the same install
+    port = free_port()
+    a, b = embedded_uvicorn, start_process("uvicorn-b", uvicorn_argv(port), env, port=port)
+    wait_for_healthz(b)
 
     failures = [post_json(a.url + "/api/auth/token/", {"username": USERNAME, "password": f"guess-{i}"})[0]
                 for i in range(LIMIT)]

@@ -12,13 +12,9 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError
 
 from tests.servers.conftest import (
-    child_env,
-    free_port,
     get_json,
     post_json,
     run_async,
-    uvicorn_argv,
-    wait_for_healthz,
     ws_ticket,
 )
 
@@ -29,11 +25,8 @@ MIB = 1024 * 1024
 
 
 @pytest.fixture
-def server(start_process, embedded_var):
-    port = free_port()
-    server = start_process("uvicorn", uvicorn_argv(port), child_env(embedded_var), port=port)
-    wait_for_healthz(server)
-    return server
+def server(embedded_uvicorn):
+    return embedded_uvicorn
 
 
 def _read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:

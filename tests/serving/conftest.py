@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from apps.accounts.token_cache import token_cache_clear
+from apps.serving.throttling import throttle_windows_clear
 from tests.e2e.conftest import browser_type_launch_args  # noqa: F401
 from tests.servers.conftest import embedded_var  # noqa: F401
 
@@ -103,6 +105,17 @@ class FakeChatLM:
         finally:
             if not finished and not stats.finish_reason:
                 stats.finish_reason = "cancelled"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_memory():
+    """Each test starts with no remembered tokens and no throttle windows: the database is
+    rolled back between tests, so user ids (and their throttle keys) come back."""
+    token_cache_clear()
+    throttle_windows_clear()
+    yield
+    token_cache_clear()
+    throttle_windows_clear()
 
 
 @pytest.fixture

@@ -7,11 +7,12 @@ from typing import Any
 from django.core.exceptions import ValidationError
 
 from apps.recommend.models import RecommenderConfig
+from ml.recommend.served import MEMBER_NAMES, SERVED_WEIGHTS
 
-MEMBERS = ("content", "cooccurrence", "als", "popularity")
-# Before any A/B test picks better ones: collaborative signals first, text similarity for
-# cold items, popularity as the floor under every list.
-DEFAULT_WEIGHTS: dict[str, float] = {"content": 0.5, "cooccurrence": 1.0, "als": 1.0, "popularity": 0.2}
+# The served blend's members and default weights are defined once, in ml.recommend.served,
+# where bench/eval_recommend.py evaluates them too.
+MEMBERS = MEMBER_NAMES
+DEFAULT_WEIGHTS: dict[str, float] = dict(SERVED_WEIGHTS)
 MAX_WEIGHT = 100.0
 
 

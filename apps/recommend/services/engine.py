@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from apps.recommend.models import Event, Item
 from apps.recommend.services.blends import MEMBERS
+from ml.recommend.served import member_build
 from ml.recommend.types import Catalogue, Interaction, Recommender
 
 log = logging.getLogger(__name__)
@@ -39,16 +40,6 @@ KEEP_FITS = 3  # fitted folders kept on disk (the current one and two before it)
 
 def models_dir() -> Path:
     return Path(settings.TRELLIS_RECOMMEND_DIR) / "models"
-
-
-def _member_classes() -> dict[str, Any]:
-    from ml.recommend.als import ALSRecommender
-    from ml.recommend.content import ContentRecommender
-    from ml.recommend.cooccurrence import CoOccurrenceRecommender
-    from ml.recommend.popularity import PopularityRecommender
-
-    return {"content": ContentRecommender, "cooccurrence": CoOccurrenceRecommender, "als": ALSRecommender,
-            "popularity": PopularityRecommender}
 
 
 def interaction_of(user: str, external_id: str, kind: str, ts: Any, value: float) -> Interaction:
@@ -114,9 +105,9 @@ def recommenders_fit() -> dict[str, Any]:
     timings = {}
     try:
         failed = {}
-        for member, cls in _member_classes().items():
+        for member in MEMBERS:
             started = time.perf_counter()
-            recommender = cls()
+            recommender = member_build(member)
             try:
                 recommender.fit(interactions, catalogue)
             except (ValueError, RuntimeError) as exc:  # e.g. ALS with no users yet: the others still serve
@@ -160,26 +151,37 @@ class FittedSet:
 
         ``diversity`` in [0, 1] is how much relevance MMR gives up for variety (0: none).
         """
-        from ml.recommend.blend import Blend
-        from ml.recommend.diversity import Diversity
-
         chosen = {n: float(w) for n, w in sorted(weights.items()) if w > 0 and n in self.members}
-        if not chosen:  # every weighted member failed to fit: popularity is the floor
-            chosen = {n: 1.0 for n in ("popularity",) if n in self.members}
-        if not chosen:
-            raise LookupError("no fitted recommender can serve these weights")
         key = (tuple(chosen.items()), float(diversity))
         if key not in self.blends:
-            mix = Diversity(mmr_lambda=1.0 - diversity) if diversity > 0 else None
-            # The members are fitted already: of_fitted shares their catalogue, refits nothing.
-            self.blends[key] = Blend.of_fitted(chosen, [self.members[n] for n in chosen], diversity=mix)
+            self.blends[key] = blend_of(self.members, weights, diversity)
         return self.blends[key]
 
 
+def blend_of(members: Mapping[str, Recommender], weights: Mapping[str, float], diversity: float = 0.0) -> Recommender:
+    """The blend of fitted ``members`` with ``weights`` (those weighing 0 or not fitted are left out).
+
+    Raises:
+        LookupError: no fitted member can serve (not even the popularity floor).
+    """
+    from ml.recommend.blend import Blend
+    from ml.recommend.diversity import Diversity
+
+    chosen = {n: float(w) for n, w in sorted(weights.items()) if w > 0 and n in members}
+    if not chosen:  # every weighted member failed to fit: popularity is the floor
+        chosen = {n: 1.0 for n in ("popularity",) if n in members}
+    if not chosen:
+        raise LookupError("no fitted recommender can serve these weights")
+    mix = Diversity(mmr_lambda=1.0 - diversity) if diversity > 0 else None
+    # The members are fitted already: of_fitted shares their catalogue, refits nothing.
+    return Blend.of_fitted(chosen, [members[n] for n in chosen], diversity=mix)
+
+
 def _load(name: str) -> FittedSet:
+    from ml.recommend import load
+
     folder = models_dir() / name
-    classes = _member_classes()
-    members = {member: classes[member].load(folder / member) for member in MEMBERS if (folder / member).exists()}
+    members = {member: load(folder / member) for member in MEMBERS if (folder / member).exists()}
     manifest = json.loads((folder / "manifest.json").read_text())
     return FittedSet(name=name, members=members, manifest=manifest)
 

@@ -1,8 +1,9 @@
 """Offline evaluation runs: ``ml.recommend.evaluate`` on the app's own events, in a task.
 
-Every recommender (and the blend of the default weights) is fitted afresh on the events
-before the cutoff only, never on the fit that serves; hits are first purchases (or the
-chosen kinds) after the cutoff. The stored result says plainly when popularity wins.
+Every recommender of the served blend is fitted afresh on the events before the cutoff only,
+never on the fit that serves; "blend" is those members combined as the default blend serves
+them (its weights and diversity). Hits are first purchases (or the chosen kinds) after the
+cutoff. The stored result says plainly when popularity wins.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from django.utils import timezone
 
 from apps.recommend.models import EvaluationRun
 from apps.recommend.services.background import enqueue
-from apps.recommend.services.blends import default_config
-from apps.recommend.services.engine import _member_classes, catalogue_load, interactions_load
+from apps.recommend.services.blends import MEMBERS, default_config
+from apps.recommend.services.engine import blend_of, catalogue_load, interactions_load
+from ml.recommend.served import member_build
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,6 @@ def _progress(run: EvaluationRun, value: float) -> None:
 
 def evaluation_run(run_id: int) -> EvaluationRun:
     """Fits on the events before the cutoff, scores after it; results stored on the run."""
-    from ml.recommend.blend import Blend
     from ml.recommend.evaluate import evaluate, temporal_split
 
     run = EvaluationRun.objects.get(pk=run_id)
@@ -54,24 +55,23 @@ def evaluation_run(run_id: int) -> EvaluationRun:
         catalogue = catalogue_load()
         fitted: dict[str, Any] = {}
         skipped: dict[str, str] = {}
-        classes = _member_classes()
-        for n, (name, cls) in enumerate(classes.items()):
-            recommender = cls()
+        for n, name in enumerate(MEMBERS):
+            recommender = member_build(name)
             try:
                 recommender.fit(split.train, catalogue)
             except (ValueError, RuntimeError) as exc:
                 skipped[name] = str(exc)[:200]
                 continue
             fitted[name] = recommender
-            _progress(run, 0.5 * (n + 1) / len(classes))
-        weights = {n: w for n, w in default_config().weights.items() if n in fitted and w > 0}
+            _progress(run, 0.5 * (n + 1) / len(MEMBERS))
+        config = default_config()
+        weights = {n: float(w) for n, w in config.weights.items() if n in fitted and w > 0}
         recommenders = dict(fitted)
         if weights:
-            blend = Blend(weights, [classes[n]() for n in weights])
-            blend.fit(split.train, catalogue)
-            recommenders["blend"] = blend
+            recommenders["blend"] = blend_of(fitted, weights, config.diversity)
         report = evaluate(recommenders, split, catalogue, ks=(k,))
         report["blend_weights"] = weights
+        report["blend_diversity"] = config.diversity
         report["skipped"] = skipped
     except Exception as exc:
         log.exception("evaluation %s failed", run.pk)
@@ -100,6 +100,12 @@ def evaluation_chart(run: EvaluationRun) -> dict[str, Any]:
                      "not counted); "
                      f"{split.get('warm_users', 0)} shoppers with history, {split.get('cold_users', 0)} without "
                      "(evaluated as cold start).")
+    weights = (run.results or {}).get("blend_weights") or {}
+    if "blend" in results and weights:
+        diversity = (run.results or {}).get("blend_diversity") or 0.0
+        notes.append("blend: the default blend as served, "
+                     + " · ".join(f"{name} {weight:g}" for name, weight in weights.items())
+                     + (f", diversity {diversity:g}" if diversity else "") + ".")
     if "blend" in results and "popularity" in results:
         blend, popular = results["blend"]["all"][metrics[0]], results["popularity"]["all"][metrics[0]]
         if blend <= popular:

@@ -1,7 +1,8 @@
 """Embeddings, classification and entities for the inference API, off the event loop.
 
 The views resolve the model in a worker thread (``model_get``, which may touch the DB and
-load weights) and then await these functions on the event loop. Embeddings and
+load weights) and then await these functions on the event loop (only counting the tokens of
+a short embeddings request runs on it: less work than a hop to a thread). Embeddings and
 classification go through the models' ``aembed`` / ``apredict``: the process's compute lane
 (``ml.compute_lane``, the one thread all serving torch work shares) with dynamic batching
 (``ml.dynamic_batch``), so concurrent requests share forward passes. spaCy's entities
@@ -67,19 +68,30 @@ def models_in_use() -> dict[str, Any]:
 # shared by threads fails ("Already borrowed") when two touch its truncation state at once.
 _counting_tokenizers: weakref.WeakKeyDictionary[Any, tuple[Any, threading.Lock]] = weakref.WeakKeyDictionary()
 _counting_lock = threading.Lock()
+# Up to this many characters a request's tokens are counted on the event loop: ~0.1 ms for
+# a short text, less than the hop to a worker thread costs; beyond, in a worker thread.
+INLINE_COUNT_CHARS = 2_000
 
 
-def count_tokens(embedder: Any, texts: Sequence[str]) -> int:
-    """Tokens the embedder reads of ``texts`` (special tokens included, truncated as it does)."""
+def count_tokens(embedder: Any, texts: Sequence[str], *, wait: bool = True) -> int | None:
+    """Tokens the embedder reads of ``texts`` (special tokens included, truncated as it does);
+    None, without waiting, when ``wait`` is off and the counting tokenizer is busy or not yet
+    copied (its first use copies it: not on the event loop)."""
     with _counting_lock:
         entry = _counting_tokenizers.get(embedder)
+        if entry is None and not wait:
+            return None
         if entry is None:
             entry = (copy.deepcopy(embedder.tokenizer), threading.Lock())
             _counting_tokenizers[embedder] = entry
     tokenizer, lock = entry
-    with lock:
+    if not lock.acquire(blocking=wait):
+        return None
+    try:
         encoded = tokenizer(list(texts), add_special_tokens=True, truncation=True,
                             max_length=int(embedder.max_seq_length))
+    finally:
+        lock.release()
     return sum(len(ids) for ids in encoded["input_ids"])
 
 
@@ -101,9 +113,12 @@ async def embeddings_create(*, embedder: Any, texts: list[str], dimensions: int 
             param="dimensions",
         )
     note_in_use("embedder", embedder)
-    # Counting tokens (a private tokenizer, a worker thread) overlaps the forward pass.
-    vectors, prompt_tokens = await asyncio.gather(embedder.aembed(texts),
-                                                  asyncio.to_thread(count_tokens, embedder, texts))
+    counted = count_tokens(embedder, texts, wait=False) if sum(map(len, texts)) <= INLINE_COUNT_CHARS else None
+    if counted is not None:
+        vectors, prompt_tokens = await embedder.aembed(texts), counted
+    else:  # long texts: counted in a worker thread, overlapping the forward pass
+        vectors, prompt_tokens = await asyncio.gather(embedder.aembed(texts),
+                                                      asyncio.to_thread(count_tokens, embedder, texts))
     COUNTERS["embeddings"].add(texts=len(texts), tokens=prompt_tokens)
     return Embeddings(vectors=vectors, prompt_tokens=prompt_tokens)
 
