@@ -38,7 +38,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from bench import bench_serving_http  # noqa: E402
-from bench.bench_serving_http import QUESTIONS  # noqa: E402
+from bench.bench_serving_http import QUESTIONS, print_table  # noqa: E402
 from ml import devices  # noqa: E402
 from ml.compute_lane import default_lane  # noqa: E402
 from ml.generate import ChatLM, GenerationStats  # noqa: E402
@@ -196,15 +196,6 @@ def bench_numerics(lm: ChatLM, max_new_tokens: int) -> list[tuple[str, ...]]:
     ]
 
 
-def _table(rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
-    for n, row in enumerate(rows):
-        print("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |")
-        if n == 0:
-            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    print()
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-new-tokens", type=int, default=64)
@@ -226,10 +217,10 @@ def main() -> int:
           f"{args.max_new_tokens} new tokens a stream, {args.rounds} round(s); load "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
     if not args.skip_generation:
-        _table(bench_generation(lm, args.max_new_tokens, args.rounds))
-    _table(bench_embeds(embedder, max(3, args.rounds * 3)))
+        print_table(bench_generation(lm, args.max_new_tokens, args.rounds))
+    print_table(bench_embeds(embedder, max(3, args.rounds * 3)))
     if args.numerics:
-        _table(bench_numerics(lm, args.max_new_tokens))
+        print_table(bench_numerics(lm, args.max_new_tokens))
     if not args.skip_http:
         bench_serving_http.run(args)
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")

@@ -34,6 +34,7 @@ import os  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
+import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
@@ -279,12 +280,8 @@ def http_embed_clients(server: LiveServer, token: str, clients: int, per_client:
         thread.join()
     seconds = time.perf_counter() - started
     requests = clients * per_client
-    run = EmbedRun(
-        requests,
-        seconds,
-        (server.cpu_s() - server_cpu) * 1000 / requests,
-        (time.process_time() - client_cpu) * 1000 / requests,
-    )
+    server_ms, client_ms = (server.cpu_s() - server_cpu) * 1000, (time.process_time() - client_cpu) * 1000
+    run = EmbedRun(requests, seconds, server_ms / requests, client_ms / requests)
     if failures:
         raise RuntimeError(f"{len(failures)} embedding requests failed, e.g. {failures[0]}")
     return run
@@ -349,11 +346,7 @@ def http_bench(
             server.stop()
         shutil.rmtree(var_dir, ignore_errors=True)
 
-    best = {name: max(values, key=lambda run: run.rate) for name, values in runs.items()}
-    embed_local = max(local_rates)
-    chat_ratio = chat_http / chat_local
-    batch_ratio = best["batched"].rate / best["unbatched"].rate
-    local_ratio = best["batched"].rate / embed_local
+    best = {name: max(values, key=lambda run: run.rate).rate for name, values in runs.items()}
     backend = "PostgreSQL + Redis" if production else "embedded default (SQLite)"
     print(
         f"inference API over HTTP (uvicorn, {backend}, {threads} torch thread(s) per process): chat "
@@ -361,51 +354,34 @@ def http_bench(
         f"{HTTP_CLIENTS} clients x {per_client} requests of one text, best of {embed_rounds} rounds; load "
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n"
     )
-    _table(
+    figures = [  # measure, HTTP, baseline, goal (ratio)
+        ("chat stream tokens/s (vs in-process stream)", chat_http, chat_local, 0.9),
+        ("embeddings texts/s (vs server without batching)", best["batched"], best["unbatched"], 3.0),
+        ("embeddings texts/s (vs in-process batched embed)", best["batched"], max(local_rates), 0.7),
+    ]
+    print_table(
         [
             ("measure", "HTTP", "baseline", "ratio"),
-            (
-                "chat stream tokens/s (vs in-process stream)",
-                f"{chat_http:.1f}",
-                f"{chat_local:.1f}",
-                f"{chat_ratio:.2f}x (goal >= 0.9x)",
-            ),
-            (
-                "embeddings texts/s (vs server without batching)",
-                f"{best['batched'].rate:.1f}",
-                f"{best['unbatched'].rate:.1f}",
-                f"{batch_ratio:.2f}x (goal >= 3x)",
-            ),
-            (
-                "embeddings texts/s (vs in-process batched embed)",
-                f"{best['batched'].rate:.1f}",
-                f"{embed_local:.1f}",
-                f"{local_ratio:.2f}x (goal >= 0.7x)",
-            ),
+            *((name, f"{a:.1f}", f"{b:.1f}", f"{a / b:.2f}x (goal >= {goal:g}x)") for name, a, b, goal in figures),
         ]
     )
-    _table(
+    print_table(
         [
             ("embeddings, CPU per request (median of rounds)", "server ms", "client ms"),
             *(
                 (
                     f"{name} server",
-                    f"{_median([r.server_cpu_ms for r in values]):.2f}",
-                    f"{_median([r.client_cpu_ms for r in values]):.2f}",
+                    f"{statistics.median([r.server_cpu_ms for r in values]):.2f}",
+                    f"{statistics.median([r.client_cpu_ms for r in values]):.2f}",
                 )
                 for name, values in runs.items()
             ),
         ]
     )
-    return chat_ratio >= 0.9 and batch_ratio >= 3 and local_ratio >= 0.7
+    return all(a / b >= goal for _, a, b, goal in figures)
 
 
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[len(ordered) // 2]
-
-
-def _table(rows: list[tuple[str, ...]]) -> None:
+def print_table(rows: list[tuple[str, ...]]) -> None:
     widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
     for n, row in enumerate(rows):
         print("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |")

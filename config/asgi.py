@@ -5,18 +5,23 @@ dashboard and the widget's page) and ticket auth (``?ticket=``, a single-use tic
 ``POST /api/auth/ws-ticket/``, for programmatic clients; API tokens never go in a URL).
 
 Django runs each HTTP request's synchronous steps (signal receivers, sync views, the ORM)
-on a worker thread of its own, started and joined per request. The inference API
-(``/v1/``, ``/api/ml/``: async views whose few synchronous steps are short; see
-``apps.serving.asyncapi``) skips that: its steps run on the process's one shared
+on a worker thread of its own, started and joined per request. The inference endpoints
+(views of ``apps.serving.asyncapi.AsyncApiView``, marked ``shared_thread``: async views whose
+few synchronous steps are short) skip that: their steps run on the process's one shared
 thread-sensitive thread, as Channels consumers' database calls do. Starting and joining a
 thread per request was a fifth of the event loop's time under 16 concurrent embedding
-clients (py-spy, bench/bench_serving.py).
+clients (py-spy, bench/bench_serving.py). The price: a model load that such a request
+triggers (a model's first use in the process, the hot swap after a promotion: well under a
+second for the bundled models) holds that thread, and the others' steps wait for it.
 """
 
 import os
+from functools import lru_cache
 
 import django
 from django.core.handlers.asgi import ASGIHandler
+from django.http import Http404
+from django.urls import resolve
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django.setup(set_prefix=False)  # before importing consumers: sets up the app registry (as get_asgi_application)
@@ -28,16 +33,23 @@ from apps.accounts.ws_auth import TrellisAuthMiddlewareStack  # noqa: E402
 from apps.core.middleware import AsgiBodySizeLimit  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 
-SHARED_THREAD_PREFIXES = ("/v1/", "/api/ml/")
+
+@lru_cache(maxsize=1024)
+def on_shared_thread(path: str) -> bool:
+    """Whether the view at ``path`` asks for the shared thread (resolved once per path)."""
+    try:
+        return bool(getattr(resolve(path).func, "shared_thread", False))
+    except Http404:
+        return False
 
 
 class TrellisAsgiHandler(ASGIHandler):
-    """Django's ASGI handler; requests under ``SHARED_THREAD_PREFIXES`` run without a
+    """Django's ASGI handler; requests for views marked ``shared_thread`` run without a
     per-request thread (``ThreadSensitiveContext``), everything else as Django does."""
 
     async def __call__(self, scope, receive, send):
         path = scope.get("path", "").removeprefix(scope.get("root_path", ""))
-        if scope["type"] == "http" and path.startswith(SHARED_THREAD_PREFIXES):
+        if scope["type"] == "http" and on_shared_thread(path):
             await self.handle(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)

@@ -93,6 +93,7 @@ class AsyncApiView(APIView):
         view.cls = cls  # type: ignore[attr-defined]
         view.initkwargs = initkwargs  # type: ignore[attr-defined]
         view.csrf_exempt = True  # type: ignore[attr-defined]  # SessionAuthentication enforces CSRF itself
+        view.shared_thread = True  # type: ignore[attr-defined]  # config.asgi: no thread per request
         view.__name__ = cls.__name__
         view.__qualname__ = cls.__qualname__
         view.__doc__ = cls.__doc__

@@ -24,6 +24,7 @@ views call ``aallow_request`` instead, which keeps a window per key in this proc
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import threading
 import time
@@ -55,11 +56,19 @@ class _Window:
     refreshing: bool = False
     sync_lock: threading.Lock = field(default_factory=threading.Lock)  # one exchange at a time
 
+    def count(self, since: float) -> int:
+        """How many times are after ``since`` (a binary search per list: each is newest first)."""
+        return sum(bisect.bisect_left(times, -since, key=_negated) for times in (self.local, self.writing, self.shared))
+
     def history(self, since: float) -> list[float]:
-        """Times after ``since``, newest first (the three lists are each newest first)."""
+        """The times after ``since``, newest first (DRF's ``history``, for ``wait()``)."""
         times = [t for t in (*self.local, *self.writing, *self.shared) if t > since]
         times.sort(reverse=True)
         return times
+
+
+def _negated(value: float) -> float:
+    return -value
 
 
 _windows: OrderedDict[str, _Window] = OrderedDict()
@@ -156,10 +165,10 @@ class ServingRateThrottle(SharedCacheMixin, ScopedRateThrottle):
         window = _window(self.key)
         await _refresh(window, self.duration)
         self.now = self.timer()
+        since = self.now - self.duration
         with _lock:
-            self.history = window.history(self.now - self.duration)
-            if len(self.history) >= self.num_requests:
+            if window.count(since) >= self.num_requests:
+                self.history = window.history(since)
                 return self.throttle_failure()
             window.local.insert(0, self.now)
-        self.history.insert(0, self.now)
         return True

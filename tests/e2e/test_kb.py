@@ -36,7 +36,7 @@ def test_search_on_the_kb_page_shows_a_result(page: Page, live_server, make_user
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
 
-    page.get_by_role("link", name="Knowledge base").click()
+    page.get_by_role("link", name="Knowledge base", exact=True).click()
     page.get_by_label("Search the articles").fill("unlimited returns for gold members")
     page.get_by_role("button", name="Search").click()
 

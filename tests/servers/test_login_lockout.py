@@ -36,15 +36,23 @@ def _login_page(base_url: str, password: str) -> tuple[int, str, Message]:
 
 def test_a_lockout_earned_on_one_server_holds_on_another(start_process, embedded_var, embedded_uvicorn):
     env = child_env(embedded_var)
-    manage(["shell", "-c", "from apps.accounts.services import user_create; "
-            f"user_create(username={USERNAME!r}, password={PASSWORD!r}, roles=['analyst'])"], env)
+    manage(
+        [
+            "shell",
+            "-c",
+            "from apps.accounts.services import user_create; "
+            f"user_create(username={USERNAME!r}, password={PASSWORD!r}, roles=['analyst'])",
+        ],
+        env,
+    )
     # a: the session's shared server; b: a second one on the same install
     port = free_port()
     a, b = embedded_uvicorn, start_process("uvicorn-b", uvicorn_argv(port), env, port=port)
     wait_for_healthz(b)
 
-    failures = [post_json(a.url + "/api/auth/token/", {"username": USERNAME, "password": f"guess-{i}"})[0]
-                for i in range(LIMIT)]
+    failures = [
+        post_json(a.url + "/api/auth/token/", {"username": USERNAME, "password": f"guess-{i}"})[0] for i in range(LIMIT)
+    ]
     api_status, api_body = post_json(b.url + "/api/auth/token/", {"username": USERNAME, "password": PASSWORD})
     page_status, page, headers = _login_page(b.url, PASSWORD)
 

@@ -46,14 +46,21 @@ def _shop(rng: np.random.Generator, n_items: int = 400, n_categories: int = 6):
     items = [f"i{n}" for n in range(n_items)]
     categories = {item: f"c{rng.integers(0, n_categories)}" for item in items if rng.random() < 0.9}
     catalogue = Catalogue(items=items, categories=categories, available={i for i in items if rng.random() < 0.85})
-    events = [Interaction(user=f"u{rng.integers(0, 50)}", item=items[int(rng.zipf(1.3)) % n_items],
-                          kind=str(rng.choice(["view", "cart", "purchase"])), ts=float(rng.integers(0, 90)) * 86_400)
-              for _ in range(3000)]
+    events = [
+        Interaction(
+            user=f"u{rng.integers(0, 50)}",
+            item=items[int(rng.zipf(1.3)) % n_items],
+            kind=str(rng.choice(["view", "cart", "purchase"])),
+            ts=float(rng.integers(0, 90)) * 86_400,
+        )
+        for _ in range(3000)
+    ]
     return catalogue, events
 
 
-def _brute_popular(pop: PopularityRecommender, catalogue: Catalogue, k: int, history: list[Interaction],
-                   filters: Filters) -> list[tuple[str, float, str]]:
+def _brute_popular(
+    pop: PopularityRecommender, catalogue: Catalogue, k: int, history: list[Interaction], filters: Filters
+) -> list[tuple[str, float, str]]:
     """The rule written out: score x (1 + boost x the history's share of the item's category)."""
     scores = pop.item_scores()
     touched: dict[str, float] = {}
@@ -85,13 +92,17 @@ def test_popularity_walk_equals_ranking_the_whole_catalogue(seed):
     pop = PopularityRecommender(half_life_days=20, category_boost=2.0)
     pop.fit(events, catalogue)
     histories = [[], events[:3], [e for e in events if e.user == "u1"], events[10:40]]
-    filter_sets = [Filters(), Filters(include_categories=frozenset({"c2"})),
-                   Filters(exclude_categories=frozenset({"c0", "c1"}))]
+    filter_sets = [
+        Filters(),
+        Filters(include_categories=frozenset({"c2"})),
+        Filters(exclude_categories=frozenset({"c0", "c1"})),
+    ]
     for history in histories:
         for filters in filter_sets:
             for k in (1, 10, 150):
-                got = [(s.item, s.score, s.reason.kind) for s in pop.recommend("u", k, history=history,
-                                                                              filters=filters)]
+                got = [
+                    (s.item, s.score, s.reason.kind) for s in pop.recommend("u", k, history=history, filters=filters)
+                ]
                 want = _brute_popular(pop, catalogue, k, history, filters)
                 assert [g[0] for g in got] == [w[0] for w in want]
                 assert [g[1] for g in got] == pytest.approx([w[1] for w in want])
@@ -107,9 +118,11 @@ def test_popularity_similar_is_the_category_by_popularity(catalogue, events):
 
 
 def test_blend_lists_keeps_each_members_share_and_they_sum_to_the_score():
-    lists = {"content": [Scored("a", 0.9, Reason("similar_to", "x")), Scored("b", 0.5, Reason("similar_to", "x"))],
-             "cooccurrence": [Scored("b", 7.0, Reason("co_bought", "x")), Scored("c", 1.0, Reason("co_bought", "x"))],
-             "als": [Scored("a", 3.0, Reason("popular"))]}
+    lists = {
+        "content": [Scored("a", 0.9, Reason("similar_to", "x")), Scored("b", 0.5, Reason("similar_to", "x"))],
+        "cooccurrence": [Scored("b", 7.0, Reason("co_bought", "x")), Scored("c", 1.0, Reason("co_bought", "x"))],
+        "als": [Scored("a", 3.0, Reason("popular"))],
+    }
     blended = blend_lists(lists, {"content": 1.0, "cooccurrence": 0.5, "als": 0.0})
 
     assert [(s.item, s.score) for s in blended] == [("a", 1.0), ("b", 0.5), ("c", 0.0)]

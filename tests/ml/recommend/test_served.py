@@ -24,13 +24,21 @@ from ml.recommend.served import (
 def test_the_served_blend_has_the_five_members_the_evaluation_measures():
     blend = served_blend()
 
-    assert [m.name for m in blend.members] == list(MEMBER_NAMES) == [
-        "content", "cooccurrence", "als", "popularity", "trending"]
+    assert (
+        [m.name for m in blend.members]
+        == list(MEMBER_NAMES)
+        == ["content", "cooccurrence", "als", "popularity", "trending"]
+    )
     assert blend.weights == SERVED_WEIGHTS
     assert SERVED_WEIGHTS["trending"] > 0  # the member that lifted the blend past 2x popularity
     kinds = {m.name: type(m) for m in blend.members}
-    assert kinds == {"content": ContentRecommender, "cooccurrence": CoOccurrenceRecommender,
-                     "als": ALSRecommender, "popularity": PopularityRecommender, "trending": PopularityRecommender}
+    assert kinds == {
+        "content": ContentRecommender,
+        "cooccurrence": CoOccurrenceRecommender,
+        "als": ALSRecommender,
+        "popularity": PopularityRecommender,
+        "trending": PopularityRecommender,
+    }
 
 
 def test_members_are_set_up_as_evaluated():
