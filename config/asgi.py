@@ -1,6 +1,7 @@
 """ASGI entry point: HTTP through Django, WebSockets through Channels.
 
-WebSockets pass the allowed-hosts origin check, then session auth (cookies from the
+WebSockets pass the allowed-hosts origin check (the widget's ``ws/chat/<uuid>/`` also accepts
+its widget route's origins: ``apps.chat.ws_origin``), then session auth (cookies from the
 dashboard and the widget's page) and ticket auth (``?ticket=``, a single-use ticket from
 ``POST /api/auth/ws-ticket/``, for programmatic clients; API tokens never go in a URL).
 
@@ -27,9 +28,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django.setup(set_prefix=False)  # before importing consumers: sets up the app registry (as get_asgi_application)
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from apps.accounts.ws_auth import TrellisAuthMiddlewareStack  # noqa: E402
+from apps.chat.ws_origin import WidgetOriginValidator  # noqa: E402
 from apps.core.middleware import AsgiBodySizeLimit  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 
@@ -60,6 +61,8 @@ django_asgi_app = TrellisAsgiHandler()
 application = ProtocolTypeRouter(
     {
         "http": AsgiBodySizeLimit(django_asgi_app),
-        "websocket": AllowedHostsOriginValidator(TrellisAuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        # Our own hosts' pages only (AllowedHostsOriginValidator), except the widget's
+        # conversation socket, which also takes the origins its widget route lists.
+        "websocket": WidgetOriginValidator(TrellisAuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

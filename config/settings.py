@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from corsheaders.defaults import default_headers
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("TRELLIS_VAR_DIR", BASE_DIR / "var"))
@@ -316,6 +317,7 @@ SPECTACULAR_SETTINGS = {
         "SentimentAlertStatusEnum": "apps.sentiment.models.Alert.Status",
         "SentimentSourceKindEnum": "apps.sentiment.models.Source.Kind",
         "SentimentLabelEnum": "apps.sentiment.models.Label",
+        "ChatConversationStatusEnum": "apps.chat.models.Conversation.Status",
     },
 }
 
@@ -418,13 +420,18 @@ SERVESTATIC_USE_FINDERS = not PRODUCTION
 
 # Management commands that load each app's demo data into the embedded default (`make run`).
 TRELLIS_DEMO_COMMANDS: list[list[str]] = [["create_demo_users"], ["mlops_demo"], ["recommend_demo"], ["kb_demo"],
-                                          ["sentiment_demo"]]
+                                          ["chat_demo"], ["sentiment_demo"]]
 
 # --- Recommendations (apps/recommend). Cross-origin requests reach the widget endpoints only;
 # an origin passes when an active widget key lists it (apps/recommend/signals.py).
 # https://github.com/adamchainz/django-cors-headers#configuration
 CORS_URLS_REGEX = r"^/api/recommend/widget/.*$"
 CORS_ALLOW_CREDENTIALS = False  # the widget sends its public key, never cookies
+# The chat widget (apps/chat/widget_signals.py): CORS on these paths only (start a conversation,
+# read one), for the origins an active widget route lists; the widget sends its conversation
+# token in a header, never cookies.
+TRELLIS_CHAT_CORS_URLS_REGEX = r"^/api/chat/conversations/(?:[0-9a-fA-F-]{36}/)?$"
+CORS_ALLOW_HEADERS = (*default_headers, "x-conversation-token")
 TRELLIS_RECOMMEND_DIR = Path(env.str("TRELLIS_RECOMMEND_DIR", default=str(ARTIFACTS_DIR / "recommend")))
 TRELLIS_RECOMMEND_MAX_K = 100  # largest k of a recommendation or similar-items request
 TRELLIS_RECOMMEND_MAX_EVENTS = 500  # events per batch: one request stays well under a second
@@ -464,6 +471,34 @@ TRELLIS_KB_MAX_BODY_CHARS = 100_000  # characters of one article's Markdown
 TRELLIS_KB_CHUNK_WORDS = 160
 TRELLIS_KB_CHUNK_OVERLAP = 40
 TRELLIS_KB_MAX_K = 50  # largest k of a search request
+
+# --- Conversations and the reply pipeline (apps/chat/services/conversations.py, reply.py).
+# A visitor's signed conversation token is accepted this long after it was issued (seconds).
+TRELLIS_CHAT_TOKEN_MAX_AGE_S = env.int("TRELLIS_CHAT_TOKEN_MAX_AGE_S", default=30 * 24 * 3600)
+# New conversations per client address (POST /api/chat/conversations/), DRF rate syntax.
+TRELLIS_THROTTLE_CHAT_START = env.str("TRELLIS_THROTTLE_CHAT_START", default="20/hour")
+TRELLIS_CHAT_PASSAGES = env.int("TRELLIS_CHAT_PASSAGES", default=3)  # passages retrieved per question
+# Best passage cosine score below which the assistant says it does not know (MiniLM; measured
+# on the ABCD KB: README "Chat: conversations and the reply pipeline" has the figures).
+TRELLIS_CHAT_MIN_PASSAGE_SCORE = env.float("TRELLIS_CHAT_MIN_PASSAGE_SCORE", default=0.30)
+TRELLIS_CHAT_MAX_REPLY_TOKENS = env.int("TRELLIS_CHAT_MAX_REPLY_TOKENS", default=160)  # new tokens per reply
+TRELLIS_CHAT_MAX_MESSAGE_CHARS = env.int("TRELLIS_CHAT_MAX_MESSAGE_CHARS", default=2000)  # one customer message
+# --- The chat sockets (apps/chat/consumers.py): limits a visitor cannot talk their way past.
+# A visitor's socket must send {"type": "hello", "token": ...} this soon after connecting (s).
+TRELLIS_CHAT_HELLO_TIMEOUT_S = env.float("TRELLIS_CHAT_HELLO_TIMEOUT_S", default=10.0)
+# Customer messages per conversation in any 60 s (all its sockets together; counted in the DB).
+TRELLIS_CHAT_MESSAGES_PER_MINUTE = env.int("TRELLIS_CHAT_MESSAGES_PER_MINUTE", default=20)
+# Frames per socket: a bucket of BURST refilled at RATE per second; an empty bucket closes the
+# socket with 4429. Typing frames come at most every ~0.5 s from the widget, so 10/s is a flood.
+TRELLIS_CHAT_FRAMES_PER_S = env.float("TRELLIS_CHAT_FRAMES_PER_S", default=10.0)
+TRELLIS_CHAT_FRAME_BURST = env.int("TRELLIS_CHAT_FRAME_BURST", default=30)
+# Open visitor (not signed-in) sockets per client address, counted in the default cache (Redis
+# when configured, so across ASGI servers); one more is refused with 4429.
+TRELLIS_CHAT_SOCKETS_PER_IP = env.int("TRELLIS_CHAT_SOCKETS_PER_IP", default=20)
+TRELLIS_CHAT_TYPING_INTERVAL_S = 2.0  # a socket's typing indicator is relayed at most this often (s)
+# Upper bound of one reply's generation (s): the per-conversation "one reply at a time" lock
+# expires after it even if the process that held it died.
+TRELLIS_CHAT_REPLY_LOCK_S = env.int("TRELLIS_CHAT_REPLY_LOCK_S", default=300)
 
 # --- Email (sentiment alerts). Django's defaults (SMTP on localhost:25) unless set here.
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")

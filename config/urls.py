@@ -36,6 +36,7 @@ urlpatterns = [
     path("recommend/", include("apps.recommend.urls")),
     path("sentiment/", include("apps.sentiment.urls")),
     path("kb/", include("apps.chat.urls")),
+    path("chat/", include("apps.chat.chat_urls")),
     path("api/", include(api_patterns)),
     path("admin/", admin.site.urls),
     # The inference API: /v1/* (OpenAI-compatible) and /api/ml/* (after the routes of api/ above).

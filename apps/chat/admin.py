@@ -3,7 +3,8 @@ from typing import Any
 from django.contrib import admin
 
 from apps.audit.services import audit_record
-from apps.chat.models import Article, Chunk, KbImport
+from apps.chat.admin_routes import WidgetRouteAdmin  # noqa: F401  (registers the widget routes' admin)
+from apps.chat.models import Article, Chunk, Conversation, Correction, KbImport, Message, SavedReply
 
 
 class ChunkInline(admin.TabularInline):
@@ -64,3 +65,107 @@ class KbImportAdmin(admin.ModelAdmin):
         "created_by",
         "created_at",
     )
+
+
+# --- Conversations (read-only: what customers and agents said is a record, changed only through
+# the services) and saved replies (edited here or on /chat/saved-replies/, audited either way).
+
+
+class _ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+
+class MessageInline(admin.TabularInline):
+    model = Message
+    fields = ("created_at", "role", "text", "decision", "generator", "intent", "confidence", "completed")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Conversation)
+class ConversationAdmin(_ReadOnlyAdmin):
+    list_display = (
+        "public_id",
+        "route",
+        "status",
+        "handoff_reason",
+        "priority",
+        "assigned_agent",
+        "rating",
+        "created_at",
+    )
+    list_filter = ("status", "handoff_reason", "route")
+    search_fields = ("public_id", "messages__text")
+    inlines = (MessageInline,)
+
+
+@admin.register(Message)
+class MessageAdmin(_ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "conversation",
+        "role",
+        "short_text",
+        "decision",
+        "generator",
+        "intent",
+        "completed",
+        "created_at",
+    )
+    list_filter = ("role", "decision", "generator", "completed")
+    search_fields = ("text", "intent")
+    list_select_related = ("conversation",)
+
+    @admin.display(description="text")
+    def short_text(self, obj: Message) -> str:
+        return obj.text[:80]
+
+
+@admin.register(Correction)
+class CorrectionAdmin(_ReadOnlyAdmin):
+    list_display = ("id", "message", "intent", "agent", "created_at")
+    search_fields = ("text", "intent")
+
+
+@admin.register(SavedReply)
+class SavedReplyAdmin(admin.ModelAdmin):
+    list_display = ("shortcut", "title", "created_by", "created_at")
+    search_fields = ("shortcut", "title", "text")
+    readonly_fields = ("created_by", "created_at")
+
+    def save_model(self, request: Any, obj: SavedReply, form: Any, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+        action = "chat_saved_reply.update" if change else "chat_saved_reply.create"
+        audit_record(actor=request.user, action=action, target=obj, summary=f"/{obj.shortcut}", request=request)
+
+    def delete_model(self, request: Any, obj: SavedReply) -> None:
+        audit_record(
+            actor=request.user,
+            action="chat_saved_reply.delete",
+            target=obj,
+            summary=f"/{obj.shortcut}",
+            request=request,
+        )
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: Any, queryset: Any) -> None:
+        for obj in queryset:
+            audit_record(
+                actor=request.user,
+                action="chat_saved_reply.delete",
+                target=obj,
+                summary=f"/{obj.shortcut}",
+                request=request,
+            )
+        super().delete_queryset(request, queryset)

@@ -12,7 +12,7 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import serializers, status
+from rest_framework import status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
@@ -28,6 +28,7 @@ from apps.chat.services.articles import article_create, article_delete, article_
 from apps.chat.services.background import enqueue
 from apps.chat.services.imports import ImportRejected, kb_import_create
 from apps.chat.services.index import kb_search
+from apps.core.api import drf_validation_error, validated
 from apps.core.errors import error_body
 from apps.core.schema import ErrorSerializer
 
@@ -40,21 +41,11 @@ class KbPagination(LimitOffsetPagination):
     max_limit = 500
 
 
-def _valid(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 def _article_or_404(pk: int) -> Any:
     article = article_get(pk)
     if article is None:
         raise Http404
     return article
-
-
-def _invalid(exc: DjangoValidationError) -> serializers.ValidationError:
-    return serializers.ValidationError({"non_field_errors": exc.messages})
 
 
 class ArticleListCreateApi(APIView):
@@ -67,7 +58,7 @@ class ArticleListCreateApi(APIView):
         responses={200: s.ArticleOutputSerializer(many=True)},
     )
     def get(self, request: Request) -> Response:
-        filters = _valid(s.ArticleFilterSerializer, request.query_params)
+        filters = validated(s.ArticleFilterSerializer, request.query_params)
         paginator = KbPagination()
         page = paginator.paginate_queryset(article_list(**filters), request, view=self)
         return paginator.get_paginated_response(s.ArticleOutputSerializer(page, many=True).data)
@@ -76,11 +67,11 @@ class ArticleListCreateApi(APIView):
         operation_id="kb_articles_create", request=s.ArticleInputSerializer, responses={201: s.ArticleOutputSerializer}
     )
     def post(self, request: Request) -> Response:
-        data = _valid(s.ArticleInputSerializer, request.data)
+        data = validated(s.ArticleInputSerializer, request.data)
         try:
             article = article_create(values=dict(data), user=request.user, request=request)
         except DjangoValidationError as exc:
-            raise _invalid(exc) from exc
+            raise drf_validation_error(exc) from exc
         return Response(s.ArticleOutputSerializer(article).data, status=status.HTTP_201_CREATED)
 
 
@@ -105,7 +96,7 @@ class ArticleDetailApi(APIView):
                 article=article, values=dict(serializer.validated_data), user=request.user, request=request
             )
         except DjangoValidationError as exc:
-            raise _invalid(exc) from exc
+            raise drf_validation_error(exc) from exc
         return Response(s.ArticleOutputSerializer(article).data)
 
     @extend_schema(operation_id="kb_articles_destroy", responses={204: None})
@@ -123,7 +114,7 @@ class KbSearchApi(APIView):
         operation_id="kb_search", parameters=[s.SearchQuerySerializer], responses={200: s.SearchOutputSerializer}
     )
     def get(self, request: Request) -> Response:
-        query = _valid(s.SearchQuerySerializer, request.query_params)
+        query = validated(s.SearchQuerySerializer, request.query_params)
         passages = kb_search(query["q"], query["k"], published_only=not query["drafts"])
         return Response(s.SearchOutputSerializer({"query": query["q"], "results": passages}).data)
 
@@ -141,7 +132,7 @@ class KbImportCreateApi(APIView):
     )
     def post(self, request: Request) -> Response:
         files = request.FILES.getlist("files") or request.FILES.getlist("file")
-        data = _valid(s.KbImportInputSerializer, {"files": files, "publish": request.data.get("publish", False)})
+        data = validated(s.KbImportInputSerializer, {"files": files, "publish": request.data.get("publish", False)})
         try:
             run = kb_import_create(
                 files=[(f.name, f.read()) for f in data["files"]],

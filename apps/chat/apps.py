@@ -7,4 +7,5 @@ class ChatConfig(AppConfig):
     verbose_name = "Customer chat"
 
     def ready(self) -> None:
-        from apps.chat import signals  # noqa: F401  (article changes -> index updates)
+        # article changes -> index updates; CORS for the widget's routes
+        from apps.chat import signals, widget_signals  # noqa: F401

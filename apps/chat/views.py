@@ -77,6 +77,8 @@ def _edit(request: HttpRequest, article: Article | None) -> HttpResponse:
             "tags": ", ".join(article.tags),
             "published": article.published,
         }
+    else:  # "Write an article" from the unanswered questions: /kb/articles/new/?title=...
+        initial = {"title": request.GET.get("title", "")[:300]}
     form = ArticleForm(request.POST or None, initial=initial)
     preview = None
     if request.method == "POST" and form.is_valid():

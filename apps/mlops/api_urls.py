@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from apps.mlops import api
+from apps.mlops import api, api_versions
 from apps.mlops.api_explain import ModelVersionExplainApi
 
 urlpatterns = [
@@ -13,11 +13,16 @@ urlpatterns = [
     path("jobs/", api.TrainingJobListCreateApi.as_view(), name="api-mlops-jobs"),
     path("jobs/<int:pk>/", api.TrainingJobDetailApi.as_view(), name="api-mlops-job"),
     path("jobs/<int:pk>/cancel/", api.TrainingJobCancelApi.as_view(), name="api-mlops-job-cancel"),
-    path("versions/", api.ModelVersionListApi.as_view(), name="api-mlops-versions"),
-    path("versions/<int:pk>/", api.ModelVersionDetailApi.as_view(), name="api-mlops-version"),
-    path("versions/<int:pk>/promote/", api.ModelVersionPromoteApi.as_view(), name="api-mlops-version-promote"),
-    path("versions/<int:pk>/evaluate/", api.ModelVersionEvaluateApi.as_view(), name="api-mlops-version-evaluate"),
+    path("versions/", api_versions.ModelVersionListApi.as_view(), name="api-mlops-versions"),
+    path("versions/<int:pk>/", api_versions.ModelVersionDetailApi.as_view(), name="api-mlops-version"),
+    path("versions/<int:pk>/promote/", api_versions.ModelVersionPromoteApi.as_view(), name="api-mlops-version-promote"),
+    path(
+        "versions/<int:pk>/evaluate/", api_versions.ModelVersionEvaluateApi.as_view(), name="api-mlops-version-evaluate"
+    ),
     path("versions/<int:pk>/explain/", ModelVersionExplainApi.as_view(), name="api-mlops-version-explain"),
-    path("versions/<int:pk>/abstention/", api.ModelVersionAbstentionApi.as_view(),
-         name="api-mlops-version-abstention"),
+    path(
+        "versions/<int:pk>/abstention/",
+        api_versions.ModelVersionAbstentionApi.as_view(),
+        name="api-mlops-version-abstention",
+    ),
 ]

@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Q
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import serializers, status
+from rest_framework import status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.permissions import HasRole
 from apps.accounts.roles import Role
+from apps.core.api import drf_validation_error, validated
 from apps.core.errors import error_body
 from apps.core.schema import ErrorSerializer
 from apps.recommend import serializers as s
@@ -57,10 +58,6 @@ class RecommendPagination(LimitOffsetPagination):
     max_limit = 500
 
 
-def _invalid(exc: DjangoValidationError) -> serializers.ValidationError:
-    return serializers.ValidationError({"non_field_errors": exc.messages})
-
-
 def _item_or_404(external_id: str) -> Item:
     item = Item.objects.filter(external_id=external_id).defer("embedding").first()
     if item is None:
@@ -87,12 +84,6 @@ class ImpressionsAfterResponse(Response):
             super().close()
 
 
-def _valid(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 # --- catalogue
 
 
@@ -100,10 +91,13 @@ class ItemListCreateApi(APIView):
     permission_classes = (Merchandiser,)
     pagination_class = RecommendPagination
 
-    @extend_schema(operation_id="recommend_items_list", parameters=[s.ItemFilterSerializer],
-                   responses={200: s.ItemOutputSerializer(many=True)})
+    @extend_schema(
+        operation_id="recommend_items_list",
+        parameters=[s.ItemFilterSerializer],
+        responses={200: s.ItemOutputSerializer(many=True)},
+    )
     def get(self, request: Request) -> Response:
-        filters = _valid(s.ItemFilterSerializer, request.query_params)
+        filters = validated(s.ItemFilterSerializer, request.query_params)
         items = Item.objects.defer("embedding")
         if filters.get("q"):
             items = items.filter(Q(title__icontains=filters["q"]) | Q(external_id__icontains=filters["q"]))
@@ -113,14 +107,15 @@ class ItemListCreateApi(APIView):
         page = paginator.paginate_queryset(items, request, view=self)
         return paginator.get_paginated_response(s.ItemOutputSerializer(page, many=True).data)
 
-    @extend_schema(operation_id="recommend_items_create", request=s.ItemInputSerializer,
-                   responses={201: s.ItemOutputSerializer})
+    @extend_schema(
+        operation_id="recommend_items_create", request=s.ItemInputSerializer, responses={201: s.ItemOutputSerializer}
+    )
     def post(self, request: Request) -> Response:
-        data = _valid(s.ItemInputSerializer, request.data)
+        data = validated(s.ItemInputSerializer, request.data)
         try:
             item = item_create(values=dict(data))
         except DjangoValidationError as exc:
-            raise _invalid(exc) from exc
+            raise drf_validation_error(exc) from exc
         return Response(s.ItemOutputSerializer(item).data, status=status.HTTP_201_CREATED)
 
 
@@ -131,15 +126,16 @@ class ItemDetailApi(APIView):
     def get(self, request: Request, external_id: str) -> Response:
         return Response(s.ItemOutputSerializer(_item_or_404(external_id)).data)
 
-    @extend_schema(operation_id="recommend_items_update", request=s.ItemInputSerializer,
-                   responses={200: s.ItemOutputSerializer})
+    @extend_schema(
+        operation_id="recommend_items_update", request=s.ItemInputSerializer, responses={200: s.ItemOutputSerializer}
+    )
     def patch(self, request: Request, external_id: str) -> Response:
         item = _item_or_404(external_id)
-        data = _valid(s.ItemInputSerializer, request.data)
+        data = validated(s.ItemInputSerializer, request.data)
         try:
             item = item_update(item=item, values=dict(data))
         except DjangoValidationError as exc:
-            raise _invalid(exc) from exc
+            raise drf_validation_error(exc) from exc
         return Response(s.ItemOutputSerializer(item).data)
 
     @extend_schema(operation_id="recommend_items_destroy", responses={204: None})
@@ -155,14 +151,15 @@ class CatalogueImportCreateApi(APIView):
     permission_classes = (Merchandiser,)
     parser_classes = (MultiPartParser, FormParser)
 
-    @extend_schema(operation_id="recommend_imports_create",
-                   request={"multipart/form-data": s.CatalogueImportInputSerializer},
-                   responses={202: s.CatalogueImportOutputSerializer, 400: ERROR})
+    @extend_schema(
+        operation_id="recommend_imports_create",
+        request={"multipart/form-data": s.CatalogueImportInputSerializer},
+        responses={202: s.CatalogueImportOutputSerializer, 400: ERROR},
+    )
     def post(self, request: Request) -> Response:
-        data = _valid(s.CatalogueImportInputSerializer, request.data)
+        data = validated(s.CatalogueImportInputSerializer, request.data)
         try:
-            run = catalogue_import_create(uploaded_file=data["file"], file_format=data.get("format"),
-                                          user=request.user)
+            run = catalogue_import_create(uploaded_file=data["file"], file_format=data.get("format"), user=request.user)
         except ImportRejected as exc:
             return Response(error_body("import_rejected", str(exc)), status=status.HTTP_400_BAD_REQUEST)
         return Response(s.CatalogueImportOutputSerializer(run).data, status=status.HTTP_202_ACCEPTED)
@@ -187,10 +184,13 @@ class EventBatchApi(APIView):
 
     permission_classes = (Merchandiser,)
 
-    @extend_schema(operation_id="recommend_events_create", request=s.EventBatchInputSerializer,
-                   responses={200: s.EventBatchOutputSerializer})
+    @extend_schema(
+        operation_id="recommend_events_create",
+        request=s.EventBatchInputSerializer,
+        responses={200: s.EventBatchOutputSerializer},
+    )
     def post(self, request: Request) -> Response:
-        data = _valid(s.EventBatchInputSerializer, request.data)
+        data = validated(s.EventBatchInputSerializer, request.data)
         result = event_batch_ingest([dict(e) for e in data["events"]])
         return Response(s.EventBatchOutputSerializer(result).data)
 
@@ -200,20 +200,26 @@ class SessionMergeApi(APIView):
 
     permission_classes = (Merchandiser,)
 
-    @extend_schema(operation_id="recommend_sessions_merge", request=s.SessionMergeInputSerializer,
-                   responses={200: s.SessionMergeOutputSerializer})
+    @extend_schema(
+        operation_id="recommend_sessions_merge",
+        request=s.SessionMergeInputSerializer,
+        responses={200: s.SessionMergeOutputSerializer},
+    )
     def post(self, request: Request) -> Response:
-        data = _valid(s.SessionMergeInputSerializer, request.data)
+        data = validated(s.SessionMergeInputSerializer, request.data)
         return Response({"merged": session_merge(session_key=data["session"], user_key=data["user"])})
 
 
 class ClickApi(APIView):
     permission_classes = (Merchandiser,)
 
-    @extend_schema(operation_id="recommend_clicks_create", request=s.ClickInputSerializer,
-                   responses={200: s.ClickOutputSerializer, 404: NOT_FOUND})
+    @extend_schema(
+        operation_id="recommend_clicks_create",
+        request=s.ClickInputSerializer,
+        responses={200: s.ClickOutputSerializer, 404: NOT_FOUND},
+    )
     def post(self, request: Request) -> Response:
-        data = _valid(s.ClickInputSerializer, request.data)
+        data = validated(s.ClickInputSerializer, request.data)
         impression = impression_click(impression_id=data["impression_id"])
         if impression is None:
             raise Http404
@@ -226,14 +232,22 @@ class ClickApi(APIView):
 class UserRecommendationsApi(APIView):
     permission_classes = (Merchandiser,)
 
-    @extend_schema(operation_id="recommend_users_recommendations", parameters=[s.RecommendQuerySerializer],
-                   responses={200: s.RecommendationListOutputSerializer, 503: NOT_READY})
+    @extend_schema(
+        operation_id="recommend_users_recommendations",
+        parameters=[s.RecommendQuerySerializer],
+        responses={200: s.RecommendationListOutputSerializer, 503: NOT_READY},
+    )
     def get(self, request: Request, user_key: str) -> Response:
-        query = _valid(s.RecommendQuerySerializer, request.query_params)
+        query = validated(s.RecommendQuerySerializer, request.query_params)
         try:
-            result = recommendation_list(user_key=user_key, session_key=query["session"], k=query["k"],
-                                         category=query["category"], exclude_category=query["exclude_category"],
-                                         log_later=True)
+            result = recommendation_list(
+                user_key=user_key,
+                session_key=query["session"],
+                k=query["k"],
+                category=query["category"],
+                exclude_category=query["exclude_category"],
+                log_later=True,
+            )
         except NotReady as exc:
             return _not_ready(exc)
         return ImpressionsAfterResponse(s.recommendation_list_data(result), result)
@@ -242,10 +256,13 @@ class UserRecommendationsApi(APIView):
 class ItemSimilarApi(APIView):
     permission_classes = (Merchandiser,)
 
-    @extend_schema(operation_id="recommend_items_similar", parameters=[s.SimilarQuerySerializer],
-                   responses={200: s.RecommendationListOutputSerializer})
+    @extend_schema(
+        operation_id="recommend_items_similar",
+        parameters=[s.SimilarQuerySerializer],
+        responses={200: s.RecommendationListOutputSerializer},
+    )
     def get(self, request: Request, external_id: str) -> Response:
-        query = _valid(s.SimilarQuerySerializer, request.query_params)
+        query = validated(s.SimilarQuerySerializer, request.query_params)
         result = similar_list(item=_item_or_404(external_id), k=query["k"], log_later=True)
         return ImpressionsAfterResponse(s.recommendation_list_data(result), result)
 
@@ -275,9 +292,12 @@ class FitApi(APIView):
 
 
 def _abtest_payload(test: ABTest) -> dict[str, Any]:
-    return s.ABTestOutputSerializer({**{f: getattr(test, f) for f in
-                                        ("id", "name", "status", "variants", "winner", "created_at", "stopped_at")},
-                                     "results": abtest_results(test)}).data
+    return s.ABTestOutputSerializer(
+        {
+            **{f: getattr(test, f) for f in ("id", "name", "status", "variants", "winner", "created_at", "stopped_at")},
+            "results": abtest_results(test),
+        }
+    ).data
 
 
 class ABTestListCreateApi(APIView):
@@ -287,14 +307,17 @@ class ABTestListCreateApi(APIView):
     def get(self, request: Request) -> Response:
         return Response(s.ABTestOutputSerializer(ABTest.objects.all()[:100], many=True).data)
 
-    @extend_schema(operation_id="recommend_abtests_create", request=s.ABTestInputSerializer,
-                   responses={201: s.ABTestOutputSerializer})
+    @extend_schema(
+        operation_id="recommend_abtests_create",
+        request=s.ABTestInputSerializer,
+        responses={201: s.ABTestOutputSerializer},
+    )
     def post(self, request: Request) -> Response:
-        data = _valid(s.ABTestInputSerializer, request.data)
+        data = validated(s.ABTestInputSerializer, request.data)
         try:
             test = abtest_create(name=data["name"], variants=[dict(v) for v in data["variants"]], user=request.user)
         except DjangoValidationError as exc:
-            raise _invalid(exc) from exc
+            raise drf_validation_error(exc) from exc
         return Response(_abtest_payload(test), status=status.HTTP_201_CREATED)
 
 
@@ -316,15 +339,18 @@ class ABTestDetailApi(APIView):
 class ABTestStopApi(APIView):
     permission_classes = (Merchandiser,)
 
-    @extend_schema(operation_id="recommend_abtests_stop", request=s.ABTestStopInputSerializer,
-                   responses={200: s.ABTestOutputSerializer})
+    @extend_schema(
+        operation_id="recommend_abtests_stop",
+        request=s.ABTestStopInputSerializer,
+        responses={200: s.ABTestOutputSerializer},
+    )
     def post(self, request: Request, pk: int) -> Response:
         test = _abtest_or_404(pk)
-        data = _valid(s.ABTestStopInputSerializer, request.data)
+        data = validated(s.ABTestStopInputSerializer, request.data)
         try:
             test = abtest_stop(test=test, winner=data["winner"], make_default=data["make_default"])
         except DjangoValidationError as exc:
-            raise _invalid(exc) from exc
+            raise drf_validation_error(exc) from exc
         return Response(_abtest_payload(test))
 
 
@@ -338,10 +364,13 @@ class EvaluationListCreateApi(APIView):
     def get(self, request: Request) -> Response:
         return Response(s.EvaluationOutputSerializer(EvaluationRun.objects.all()[:100], many=True).data)
 
-    @extend_schema(operation_id="recommend_evaluations_create", request=s.EvaluationInputSerializer,
-                   responses={202: s.EvaluationOutputSerializer})
+    @extend_schema(
+        operation_id="recommend_evaluations_create",
+        request=s.EvaluationInputSerializer,
+        responses={202: s.EvaluationOutputSerializer},
+    )
     def post(self, request: Request) -> Response:
-        data = _valid(s.EvaluationInputSerializer, request.data)
+        data = validated(s.EvaluationInputSerializer, request.data)
         run = evaluation_create(cutoff=data["cutoff"], k=data["k"], kinds=data["kinds"], user=request.user)
         return Response(s.EvaluationOutputSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 

@@ -18,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.api import drf_validation_error, validated
 from apps.core.errors import error_body
 from apps.recommend import serializers as s
 from apps.recommend.api import (
@@ -26,9 +27,7 @@ from apps.recommend.api import (
     NOT_READY,
     ImpressionsAfterResponse,
     Merchandiser,
-    _invalid,
     _not_ready,
-    _valid,
 )
 from apps.recommend.models import Item, Surface, WidgetKey
 from apps.recommend.services.recommendations import NotReady, impression_click, recommendation_list, similar_list
@@ -48,23 +47,30 @@ class WidgetKeyListCreateApi(APIView):
     def get(self, request: Request) -> Response:
         return Response(s.WidgetKeyOutputSerializer(WidgetKey.objects.all()[:100], many=True).data)
 
-    @extend_schema(operation_id="recommend_widget_keys_create", request=s.WidgetKeyInputSerializer,
-                   responses={201: s.WidgetKeyOutputSerializer})
+    @extend_schema(
+        operation_id="recommend_widget_keys_create",
+        request=s.WidgetKeyInputSerializer,
+        responses={201: s.WidgetKeyOutputSerializer},
+    )
     def post(self, request: Request) -> Response:
-        data = _valid(s.WidgetKeyInputSerializer, request.data)
+        data = validated(s.WidgetKeyInputSerializer, request.data)
         try:
-            key = widget_key_create(name=data["name"], allowed_origins=data["allowed_origins"], user=request.user,
-                                    request=request)
+            key = widget_key_create(
+                name=data["name"], allowed_origins=data["allowed_origins"], user=request.user, request=request
+            )
         except DjangoValidationError as exc:
-            raise _invalid(exc) from exc
+            raise drf_validation_error(exc) from exc
         return Response(s.WidgetKeySecretSerializer(key).data, status=status.HTTP_201_CREATED)
 
 
 class WidgetKeyRotateApi(APIView):
     permission_classes = (Merchandiser,)
 
-    @extend_schema(operation_id="recommend_widget_keys_rotate", request=None,
-                   responses={200: s.WidgetKeySecretSerializer, 404: NOT_FOUND})
+    @extend_schema(
+        operation_id="recommend_widget_keys_rotate",
+        request=None,
+        responses={200: s.WidgetKeySecretSerializer, 404: NOT_FOUND},
+    )
     def post(self, request: Request, pk: int) -> Response:
         key = get_object_or_404(WidgetKey, pk=pk)
         key = widget_key_rotate(key=key, user=request.user, request=request)
@@ -74,8 +80,11 @@ class WidgetKeyRotateApi(APIView):
 class WidgetKeyRevokeApi(APIView):
     permission_classes = (Merchandiser,)
 
-    @extend_schema(operation_id="recommend_widget_keys_revoke", request=None,
-                   responses={200: s.WidgetKeyOutputSerializer, 404: NOT_FOUND})
+    @extend_schema(
+        operation_id="recommend_widget_keys_revoke",
+        request=None,
+        responses={200: s.WidgetKeyOutputSerializer, 404: NOT_FOUND},
+    )
     def post(self, request: Request, pk: int) -> Response:
         key = get_object_or_404(WidgetKey, pk=pk)
         if key.active:
@@ -101,16 +110,20 @@ class _WidgetForbidden(Exception):
 
 
 def _widget_forbidden() -> Response:
-    return Response(error_body("widget_key_refused",
-                               "Unknown or inactive widget key, or a page origin the key does not list."),
-                    status=status.HTTP_403_FORBIDDEN)
+    return Response(
+        error_body("widget_key_refused", "Unknown or inactive widget key, or a page origin the key does not list."),
+        status=status.HTTP_403_FORBIDDEN,
+    )
 
 
 class WidgetRecommendationsApi(WidgetApiBase):
-    @extend_schema(operation_id="recommend_widget_recommendations", parameters=[s.WidgetQuerySerializer],
-                   responses={200: s.WidgetOutputSerializer, 403: ERROR, 404: NOT_FOUND, 503: NOT_READY})
+    @extend_schema(
+        operation_id="recommend_widget_recommendations",
+        parameters=[s.WidgetQuerySerializer],
+        responses={200: s.WidgetOutputSerializer, 403: ERROR, 404: NOT_FOUND, 503: NOT_READY},
+    )
     def get(self, request: Request) -> Response:
-        query = _valid(s.WidgetQuerySerializer, request.query_params)
+        query = validated(s.WidgetQuerySerializer, request.query_params)
         try:
             key = self._key(request, query["key"])
         except _WidgetForbidden:
@@ -121,21 +134,31 @@ class WidgetRecommendationsApi(WidgetApiBase):
                 item = Item.objects.filter(external_id=query["item"]).first()
                 if item is None:
                     raise Http404
-                result = similar_list(item=item, k=query["k"], user_key=user, session_key=query["session"],
-                                      surface=Surface.WIDGET, log_later=True)
+                result = similar_list(
+                    item=item,
+                    k=query["k"],
+                    user_key=user,
+                    session_key=query["session"],
+                    surface=Surface.WIDGET,
+                    log_later=True,
+                )
             else:
-                result = recommendation_list(user_key=user, session_key=query["session"], k=query["k"],
-                                             surface=Surface.WIDGET, log_later=True)
+                result = recommendation_list(
+                    user_key=user, session_key=query["session"], k=query["k"], surface=Surface.WIDGET, log_later=True
+                )
         except NotReady as exc:
             return _not_ready(exc)
         return ImpressionsAfterResponse(s.widget_list_data(result), result)
 
 
 class WidgetClickApi(WidgetApiBase):
-    @extend_schema(operation_id="recommend_widget_clicks", request=s.WidgetClickInputSerializer,
-                   responses={204: None, 403: ERROR, 404: NOT_FOUND})
+    @extend_schema(
+        operation_id="recommend_widget_clicks",
+        request=s.WidgetClickInputSerializer,
+        responses={204: None, 403: ERROR, 404: NOT_FOUND},
+    )
     def post(self, request: Request) -> Response:
-        data = _valid(s.WidgetClickInputSerializer, request.data)
+        data = validated(s.WidgetClickInputSerializer, request.data)
         try:
             self._key(request, data["key"])
         except _WidgetForbidden:

@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.permissions import HasRole
 from apps.accounts.roles import Role
+from apps.core.api import drf_validation_error, validated
 from apps.core.errors import error_body
 from apps.core.schema import ErrorSerializer
 from apps.sentiment import selectors
@@ -38,16 +39,6 @@ ERROR = OpenApiResponse(ErrorSerializer, description="See the error's code and m
 class SentimentPagination(LimitOffsetPagination):
     default_limit = 50
     max_limit = 500
-
-
-def _valid(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
-def _invalid(exc: DjangoValidationError) -> serializers.ValidationError:
-    return serializers.ValidationError({"non_field_errors": exc.messages})
 
 
 def _error(code: str, message: str, http: int = status.HTTP_400_BAD_REQUEST) -> Response:
@@ -84,7 +75,7 @@ class DocumentListApi(APIView):
         responses={200: s.DocumentOutputSerializer(many=True)},
     )
     def get(self, request: Request) -> Response:
-        filters = _valid(s.DocumentFilterSerializer, request.query_params)
+        filters = validated(s.DocumentFilterSerializer, request.query_params)
         return _page(self, request, selectors.document_list(**filters), s.DocumentOutputSerializer)
 
 
@@ -116,11 +107,11 @@ class EntityListCreateApi(APIView):
         responses={201: s.EntityOutputSerializer},
     )
     def post(self, request: Request) -> Response:
-        data = _valid(s.EntityInputSerializer, request.data)
+        data = validated(s.EntityInputSerializer, request.data)
         try:
             entity = watch.entity_create(values=dict(data), user=request.user, request=request)
         except DjangoValidationError as exc:
-            raise _invalid(exc) from exc
+            raise drf_validation_error(exc) from exc
         return Response(s.EntityOutputSerializer(entity).data, status=status.HTTP_201_CREATED)
 
 
@@ -138,11 +129,11 @@ class EntityDetailApi(APIView):
     )
     def patch(self, request: Request, symbol: str) -> Response:
         entity = _entity(symbol)
-        data = _valid(s.EntityUpdateSerializer, request.data)
+        data = validated(s.EntityUpdateSerializer, request.data)
         try:
             entity = watch.entity_update(entity=entity, values=dict(data), user=request.user, request=request)
         except DjangoValidationError as exc:
-            raise _invalid(exc) from exc
+            raise drf_validation_error(exc) from exc
         return Response(s.EntityOutputSerializer(entity).data)
 
     @extend_schema(operation_id="sentiment_entities_destroy", responses={204: None})
@@ -163,7 +154,7 @@ class EntitySeriesApi(APIView):
     )
     def get(self, request: Request, symbol: str) -> Response:
         entity = _entity(symbol)
-        query = _valid(s.SeriesQuerySerializer, request.query_params)
+        query = validated(s.SeriesQuerySerializer, request.query_params)
         try:
             series = series_get(
                 entity=entity,
@@ -188,7 +179,7 @@ class EntityPricesApi(APIView):
     )
     def get(self, request: Request, symbol: str) -> Response:
         entity = _entity(symbol)
-        query = _valid(s.PriceQuerySerializer, request.query_params)
+        query = validated(s.PriceQuerySerializer, request.query_params)
         return Response(s.PriceOutputSerializer(price_list(entity, **query), many=True).data)
 
 
@@ -204,7 +195,7 @@ class PriceImportApi(APIView):
         responses={200: s.PriceImportOutputSerializer, 400: ERROR},
     )
     def post(self, request: Request) -> Response:
-        data = _valid(s.PriceImportInputSerializer, request.data)
+        data = validated(s.PriceImportInputSerializer, request.data)
         try:
             report = prices_import_csv(data["file"].read())
         except PricesRejected as exc:
@@ -226,13 +217,13 @@ class WatchlistListCreateApi(APIView):
         responses={201: s.WatchlistOutputSerializer},
     )
     def post(self, request: Request) -> Response:
-        data = _valid(s.WatchlistInputSerializer, request.data)
+        data = validated(s.WatchlistInputSerializer, request.data)
         try:
             watchlist = watch.watchlist_create(
                 name=data["name"], symbols=data["entities"], user=request.user, request=request
             )
         except DjangoValidationError as exc:
-            raise _invalid(exc) from exc
+            raise drf_validation_error(exc) from exc
         return Response(s.WatchlistOutputSerializer(watchlist).data, status=status.HTTP_201_CREATED)
 
 
@@ -250,7 +241,7 @@ class WatchlistDetailApi(APIView):
     )
     def patch(self, request: Request, pk: int) -> Response:
         watchlist = _get(Watchlist, pk=pk)
-        data = _valid(s.WatchlistUpdateSerializer, request.data)
+        data = validated(s.WatchlistUpdateSerializer, request.data)
         try:
             watchlist = watch.watchlist_update(
                 watchlist=watchlist,
@@ -260,7 +251,7 @@ class WatchlistDetailApi(APIView):
                 request=request,
             )
         except DjangoValidationError as exc:
-            raise _invalid(exc) from exc
+            raise drf_validation_error(exc) from exc
         return Response(s.WatchlistOutputSerializer(watchlist).data)
 
     @extend_schema(operation_id="sentiment_watchlists_destroy", responses={204: None})
@@ -281,7 +272,7 @@ class RescoreApi(APIView):
         operation_id="sentiment_rescore", request=s.RescoreInputSerializer, responses={202: s.RescoreOutputSerializer}
     )
     def post(self, request: Request) -> Response:
-        version = _valid(s.RescoreInputSerializer, request.data)["version"]
+        version = validated(s.RescoreInputSerializer, request.data)["version"]
         try:
             documents = rescore_request(version=version, user=request.user, request=request)
         except DjangoValidationError as exc:

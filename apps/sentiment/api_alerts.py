@@ -10,8 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import QuerySet
-from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import LimitOffsetPagination
@@ -21,6 +19,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.permissions import HasRole
 from apps.accounts.roles import Role
+from apps.core.api import drf_validation_error, first_or_404, paginated, validated
 from apps.core.schema import ErrorSerializer
 from apps.mlops.services.explain import model_version_explain
 from apps.sentiment import serializers_alerts as s
@@ -61,33 +60,6 @@ class ModelUnavailableError(exceptions.APIException):
     default_detail = "No sentiment model can explain this here."
 
 
-def _invalid(exc: DjangoValidationError) -> serializers.ValidationError:
-    if hasattr(exc, "error_dict"):
-        return serializers.ValidationError(
-            {k.replace("__all__", "non_field_errors"): v for k, v in exc.message_dict.items()}
-        )
-    return serializers.ValidationError({"non_field_errors": exc.messages})
-
-
-def _valid(serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> dict[str, Any]:
-    serializer = serializer_class(data=data, **kwargs)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
-def _or_404(queryset: QuerySet[Any], **lookup: Any) -> Any:
-    obj = queryset.filter(**lookup).first()
-    if obj is None:
-        raise Http404
-    return obj
-
-
-def _paginated(view: APIView, request: Request, rows: QuerySet[Any], serializer: type) -> Response:
-    paginator = SentimentPagination()
-    page = paginator.paginate_queryset(rows, request, view=view)
-    return paginator.get_paginated_response(serializer(page, many=True).data)
-
-
 # --- alerts
 
 
@@ -101,8 +73,8 @@ class AlertListApi(APIView):
         responses={200: s.AlertOutputSerializer(many=True)},
     )
     def get(self, request: Request) -> Response:
-        filters = _valid(s.AlertFilterSerializer, request.query_params)
-        return _paginated(self, request, alert_list(**filters), s.AlertOutputSerializer)
+        filters = validated(s.AlertFilterSerializer, request.query_params)
+        return paginated(self, request, alert_list(**filters), s.AlertOutputSerializer, SentimentPagination)
 
 
 class AlertDetailApi(APIView):
@@ -110,7 +82,7 @@ class AlertDetailApi(APIView):
 
     @extend_schema(operation_id="sentiment_alerts_retrieve", responses={200: s.AlertDetailSerializer})
     def get(self, request: Request, pk: int) -> Response:
-        alert = _or_404(alert_list().prefetch_related("deliveries"), pk=pk)
+        alert = first_or_404(alert_list().prefetch_related("deliveries"), pk=pk)
         return Response(s.AlertDetailSerializer(alert).data)
 
 
@@ -124,7 +96,7 @@ class AlertAcknowledgeApi(APIView):
     )
     def post(self, request: Request, pk: int) -> Response:
         try:
-            alert = alert_acknowledge(alert=_or_404(Alert.objects, pk=pk), user=request.user)
+            alert = alert_acknowledge(alert=first_or_404(Alert.objects, pk=pk), user=request.user)
         except DjangoValidationError as exc:
             raise InvalidState(" ".join(exc.messages)) from exc
         return Response(s.AlertOutputSerializer(alert_list().get(pk=alert.pk)).data)
@@ -135,7 +107,7 @@ class AlertResolveApi(APIView):
 
     @extend_schema(operation_id="sentiment_alerts_resolve", request=None, responses={200: s.AlertOutputSerializer})
     def post(self, request: Request, pk: int) -> Response:
-        alert = alert_resolve(alert=_or_404(Alert.objects, pk=pk), user=request.user)
+        alert = alert_resolve(alert=first_or_404(Alert.objects, pk=pk), user=request.user)
         return Response(s.AlertOutputSerializer(alert_list().get(pk=alert.pk)).data)
 
 
@@ -148,17 +120,17 @@ class AlertRuleListCreateApi(APIView):
 
     @extend_schema(operation_id="sentiment_rules_list", responses={200: s.AlertRuleSerializer(many=True)})
     def get(self, request: Request) -> Response:
-        return _paginated(self, request, alert_rule_list(), s.AlertRuleSerializer)
+        return paginated(self, request, alert_rule_list(), s.AlertRuleSerializer, SentimentPagination)
 
     @extend_schema(
         operation_id="sentiment_rules_create", request=s.AlertRuleSerializer, responses={201: s.AlertRuleSerializer}
     )
     def post(self, request: Request) -> Response:
-        values = _valid(s.AlertRuleSerializer, request.data)
+        values = validated(s.AlertRuleSerializer, request.data)
         try:
             rule = alert_rule_save(values=dict(values), user=request.user, request=request)
         except DjangoValidationError as exc:
-            raise _invalid(exc) from exc
+            raise drf_validation_error(exc) from exc
         return Response(s.AlertRuleSerializer(rule).data, status=status.HTTP_201_CREATED)
 
 
@@ -167,23 +139,23 @@ class AlertRuleDetailApi(APIView):
 
     @extend_schema(operation_id="sentiment_rules_retrieve", responses={200: s.AlertRuleSerializer})
     def get(self, request: Request, pk: int) -> Response:
-        return Response(s.AlertRuleSerializer(_or_404(alert_rule_list(), pk=pk)).data)
+        return Response(s.AlertRuleSerializer(first_or_404(alert_rule_list(), pk=pk)).data)
 
     @extend_schema(
         operation_id="sentiment_rules_update", request=s.AlertRuleSerializer, responses={200: s.AlertRuleSerializer}
     )
     def patch(self, request: Request, pk: int) -> Response:
-        rule = _or_404(AlertRule.objects, pk=pk)
-        values = _valid(s.AlertRuleSerializer, request.data, instance=rule, partial=True)
+        rule = first_or_404(AlertRule.objects, pk=pk)
+        values = validated(s.AlertRuleSerializer, request.data, instance=rule, partial=True)
         try:
             rule = alert_rule_save(values=dict(values), rule=rule, user=request.user, request=request)
         except DjangoValidationError as exc:
-            raise _invalid(exc) from exc
+            raise drf_validation_error(exc) from exc
         return Response(s.AlertRuleSerializer(rule).data)
 
     @extend_schema(operation_id="sentiment_rules_destroy", responses={204: None})
     def delete(self, request: Request, pk: int) -> Response:
-        alert_rule_delete(rule=_or_404(AlertRule.objects, pk=pk), user=request.user, request=request)
+        alert_rule_delete(rule=first_or_404(AlertRule.objects, pk=pk), user=request.user, request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -196,7 +168,7 @@ class CorrectionListCreateApi(APIView):
 
     @extend_schema(operation_id="sentiment_corrections_list", responses={200: s.CorrectionOutputSerializer(many=True)})
     def get(self, request: Request) -> Response:
-        return _paginated(self, request, correction_list(), s.CorrectionOutputSerializer)
+        return paginated(self, request, correction_list(), s.CorrectionOutputSerializer, SentimentPagination)
 
     @extend_schema(
         operation_id="sentiment_corrections_create",
@@ -204,7 +176,7 @@ class CorrectionListCreateApi(APIView):
         responses={201: s.CorrectionOutputSerializer},
     )
     def post(self, request: Request) -> Response:
-        data = _valid(s.CorrectionInputSerializer, request.data)
+        data = validated(s.CorrectionInputSerializer, request.data)
         document = Document.objects.filter(pk=data["document"]).first()
         if document is None:
             raise serializers.ValidationError({"document": [f"No document {data['document']}."]})
@@ -218,7 +190,7 @@ class CorrectionListCreateApi(APIView):
                 document=document, label=data["label"], entity=entity, user=request.user, request=request
             )
         except DjangoValidationError as exc:
-            raise _invalid(exc) from exc
+            raise drf_validation_error(exc) from exc
         return Response(s.CorrectionOutputSerializer(correction).data, status=status.HTTP_201_CREATED)
 
 
@@ -231,11 +203,11 @@ class CorrectionsExportApi(APIView):
         responses={201: s.CorrectionsExportOutputSerializer},
     )
     def post(self, request: Request) -> Response:
-        data = _valid(s.CorrectionsExportInputSerializer, request.data)
+        data = validated(s.CorrectionsExportInputSerializer, request.data)
         try:
             dataset = corrections_export(user=request.user, name=data.get("name", ""), request=request)
         except DjangoValidationError as exc:
-            raise _invalid(exc) from exc
+            raise drf_validation_error(exc) from exc
         body = {"dataset": dataset.pk, "rows": dataset.rows, "label_counts": dataset.label_counts}
         return Response(s.CorrectionsExportOutputSerializer(body).data, status=status.HTTP_201_CREATED)
 
@@ -249,7 +221,7 @@ class BacktestListCreateApi(APIView):
 
     @extend_schema(operation_id="sentiment_backtests_list", responses={200: s.BacktestOutputSerializer(many=True)})
     def get(self, request: Request) -> Response:
-        return _paginated(self, request, BacktestRun.objects.all(), s.BacktestOutputSerializer)
+        return paginated(self, request, BacktestRun.objects.all(), s.BacktestOutputSerializer, SentimentPagination)
 
     @extend_schema(
         operation_id="sentiment_backtests_create",
@@ -257,12 +229,12 @@ class BacktestListCreateApi(APIView):
         responses={201: s.BacktestOutputSerializer},
     )
     def post(self, request: Request) -> Response:
-        data = dict(_valid(s.BacktestInputSerializer, request.data))
+        data = dict(validated(s.BacktestInputSerializer, request.data))
         data["symbols"] = tuple(data.get("symbols") or ())
         try:
             run = backtest_run(params=BacktestParams(**data), user=request.user)
         except DjangoValidationError as exc:
-            raise _invalid(exc) from exc
+            raise drf_validation_error(exc) from exc
         return Response(s.BacktestOutputSerializer(run).data, status=status.HTTP_201_CREATED)
 
 
@@ -271,7 +243,7 @@ class BacktestDetailApi(APIView):
 
     @extend_schema(operation_id="sentiment_backtests_retrieve", responses={200: s.BacktestOutputSerializer})
     def get(self, request: Request, pk: int) -> Response:
-        return Response(s.BacktestOutputSerializer(_or_404(BacktestRun.objects, pk=pk)).data)
+        return Response(s.BacktestOutputSerializer(first_or_404(BacktestRun.objects, pk=pk)).data)
 
 
 # --- explanations
@@ -285,7 +257,7 @@ class DocumentExplainApi(AsyncApiView):
     input_serializer = s.ExplainInputSerializer
 
     def prepare(self, request: Request, data: Any) -> Any:
-        document = _or_404(Document.objects, pk=self.kwargs["pk"])
+        document = first_or_404(Document.objects, pk=self.kwargs["pk"])
         try:
             return document.pk, document_explain_plan(document, target=data.get("target"))
         except NotExplainable as exc:

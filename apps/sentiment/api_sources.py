@@ -11,10 +11,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.api import drf_validation_error, validated
 from apps.core.schema import ErrorSerializer
 from apps.sentiment import selectors
 from apps.sentiment import serializers as s
-from apps.sentiment.api import ERROR, Analyst, SentimentPagination, _error, _get, _invalid, _page, _valid
+from apps.sentiment.api import ERROR, Analyst, SentimentPagination, _error, _get, _page
 from apps.sentiment.models import Source
 from apps.sentiment.services import sources as source_services
 from apps.sentiment.services.background import enqueue
@@ -45,11 +46,11 @@ class SourceListCreateApi(APIView):
         responses={201: s.SourceOutputSerializer},
     )
     def post(self, request: Request) -> Response:
-        data = _valid(s.SourceInputSerializer, request.data)
+        data = validated(s.SourceInputSerializer, request.data)
         try:
             source = source_services.source_create(values=dict(data), user=request.user, request=request)
         except DjangoValidationError as exc:
-            raise _invalid(exc) from exc
+            raise drf_validation_error(exc) from exc
         return Response(s.SourceOutputSerializer(source).data, status=status.HTTP_201_CREATED)
 
 
@@ -67,11 +68,11 @@ class SourceDetailApi(APIView):
     )
     def patch(self, request: Request, pk: int) -> Response:
         source = _get(Source, pk=pk)
-        data = _valid(s.SourceUpdateSerializer, request.data)
+        data = validated(s.SourceUpdateSerializer, request.data)
         try:
             source = source_services.source_update(source=source, values=dict(data), user=request.user, request=request)
         except DjangoValidationError as exc:
-            raise _invalid(exc) from exc
+            raise drf_validation_error(exc) from exc
         return Response(s.SourceOutputSerializer(source).data)
 
     @extend_schema(operation_id="sentiment_sources_destroy", responses={204: None, 409: IN_USE})
@@ -129,7 +130,7 @@ class DocumentPushApi(APIView):
             )
         if not source.enabled:
             return _error("source_disabled", f"{source.name} is disabled", status.HTTP_409_CONFLICT)
-        data = _valid(s.DocumentPushInputSerializer, request.data)
+        data = validated(s.DocumentPushInputSerializer, request.data)
         report = documents_ingest(source, [IngestItem(**item) for item in data["documents"]])
         return Response(s.IngestReportSerializer(report).data)
 
@@ -147,7 +148,7 @@ class DocumentUploadApi(APIView):
         responses={200: s.UploadReportSerializer, 400: ERROR, 409: WRONG_KIND},
     )
     def post(self, request: Request) -> Response:
-        data = _valid(s.UploadInputSerializer, request.data)
+        data = validated(s.UploadInputSerializer, request.data)
         source = None
         if data.get("source"):
             source = Source.objects.filter(pk=data["source"]).first()

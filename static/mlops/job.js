@@ -1,6 +1,7 @@
 /* Live training job page: follows ws/mlops/jobs/<id>/ and redraws progress, curves,
  * the latest dev confusion matrix and the log tail from each job snapshot.
- * Server-rendered values stay on the page when scripts or the socket are unavailable. */
+ * Server-rendered values stay on the page when scripts or the socket are unavailable.
+ * The socket (reconnect, backoff, close codes) is static/core/socket.js. */
 (function () {
   "use strict";
 
@@ -8,9 +9,6 @@
   if (!root) return;
 
   var FINISHED = ["succeeded", "failed", "cancelled"];
-  var NO_RETRY_CODES = [4401, 4403, 4404]; // signed out, no access, unknown job
-  var PING_EVERY_MS = 25000; // below common proxy idle timeouts (30-60 s)
-  var MAX_BACKOFF_MS = 30000;
 
   var $ = function (id) { return document.getElementById(id); };
   var els = {
@@ -22,9 +20,6 @@
   var versionUrl = root.getAttribute("data-version-url") || "";
   var wsPath = root.getAttribute("data-ws-path");
   var charts = null;
-  var socket = null;
-  var pingTimer = null;
-  var attempts = 0;
   var current = null;
 
   function isFinished(job) { return job && FINISHED.indexOf(job.status) !== -1; }
@@ -113,7 +108,7 @@
       tr.appendChild(cell("th", labels[row] !== undefined ? labels[row] : String(row)));
       var total = counts.reduce(function (a, b) { return a + b; }, 0) || 1;
       counts.forEach(function (n, col) {
-        // Same shade classes as templates/mlops/_confusion_matrix.html: share of the row in tenths.
+        // Same shade classes as templates/components/_confusion_matrix.html: share of the row in tenths.
         var shade = Math.round((n / total) * 10);
         tr.appendChild(cell("td", String(n), "cm-" + (row === col ? "ok" : "bad") + "-" + shade));
       });
@@ -165,39 +160,18 @@
   function setState(text) { if (els.state) els.state.textContent = text; }
 
   function connect() {
-    if (!wsPath || typeof window.WebSocket === "undefined") { setState("unavailable: reload for updates"); return; }
-    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
-    socket = new WebSocket(scheme + window.location.host + wsPath);
-    socket.onopen = function () {
-      attempts = 0;
-      setState("live");
-      clearInterval(pingTimer);
-      pingTimer = setInterval(function () {
-        if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "ping" }));
-      }, PING_EVERY_MS);
-    };
-    socket.onmessage = function (message) {
-      var data;
-      try { data = JSON.parse(message.data); } catch (e) { return; }
-      if (data.type === "job" && data.job) {
-        render(data.job);
-        if (isFinished(data.job)) socket.close(1000); // nothing more will come
-      }
-      else if (data.type === "error") setState("error: " + data.message);
-    };
-    socket.onclose = function (event) {
-      clearInterval(pingTimer);
-      socket = null;
-      if (NO_RETRY_CODES.indexOf(event.code) !== -1) {
-        setState(event.code === 4401 ? "signed out: reload the page" : "not available");
-        return;
-      }
-      if (isFinished(current)) { setState("finished"); return; }
-      attempts += 1;
-      var delay = Math.min(MAX_BACKOFF_MS, 1000 * Math.pow(2, attempts - 1));
-      setState("reconnecting in " + Math.round(delay / 1000) + " s…");
-      setTimeout(connect, delay);
-    };
+    window.TrellisSocket.open(wsPath, {
+      ping: true,
+      reconnect: function () { return !isFinished(current); },
+      onStatus: function (state, text) { setState(state === "closed" && isFinished(current) ? "finished" : text); },
+      onFrame: function (data, live) {
+        if (data.type === "job" && data.job) {
+          render(data.job);
+          if (isFinished(data.job)) live.close(); // nothing more will come
+        }
+        else if (data.type === "error") setState("error: " + data.message);
+      },
+    });
   }
 
   var initial = $("job-snapshot");

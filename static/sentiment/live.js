@@ -1,16 +1,15 @@
 /* The analyst dashboard's live socket (ws/sentiment/live/): new alerts and newly scored
  * documents appear without a reload. Used by the overview (feed, open-alert count, recent
  * alerts) and the alert inbox (new rows). Everything from the server is inserted with
- * textContent, never as HTML; no inline script or style (CSP). */
+ * textContent, never as HTML; no inline script or style (CSP). The socket (reconnect,
+ * backoff, close codes) is static/core/socket.js. */
 (function () {
   "use strict";
 
   var root = document.getElementById("live");
   if (!root) return;
-  var PING_EVERY_MS = 25000, MAX_BACKOFF_MS = 30000, FEED_MAX = 50;
-  var NO_RETRY_CODES = [4401, 4403];
+  var FEED_MAX = 50;
   var state = document.getElementById("ws-state");
-  var socket = null, attempts = 0, pingTimer = null;
   var seenAlerts = {}, seenDocuments = {};
 
   function setState(text) { if (state) state.textContent = text; }
@@ -149,36 +148,15 @@
   }
 
   function connect() {
-    if (typeof window.WebSocket === "undefined") { setState("unavailable: reload for updates"); return; }
-    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
-    socket = new WebSocket(scheme + window.location.host + root.getAttribute("data-ws"));
-    socket.onopen = function () {
-      attempts = 0;
-      setState("live");
-      clearInterval(pingTimer);
-      pingTimer = setInterval(function () {
-        if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "ping" }));
-      }, PING_EVERY_MS);
-    };
-    socket.onmessage = function (message) {
-      var data;
-      try { data = JSON.parse(message.data); } catch (e) { return; }
-      if (data.type === "alert" && data.alert) onAlert(data.alert);
-      else if (data.type === "documents" && Array.isArray(data.documents)) onDocuments(data.documents);
-      else if (data.type === "error") setState("error: " + data.message);
-    };
-    socket.onclose = function (event) {
-      clearInterval(pingTimer);
-      socket = null;
-      if (NO_RETRY_CODES.indexOf(event.code) !== -1) {
-        setState(event.code === 4401 ? "signed out: reload the page" : "not available");
-        return;
-      }
-      attempts += 1;
-      var delay = Math.min(MAX_BACKOFF_MS, 1000 * Math.pow(2, attempts - 1));
-      setState("reconnecting in " + Math.round(delay / 1000) + " s…");
-      setTimeout(connect, delay);
-    };
+    window.TrellisSocket.open(root.getAttribute("data-ws"), {
+      ping: true,
+      onStatus: function (state, text) { setState(text); },
+      onFrame: function (data) {
+        if (data.type === "alert" && data.alert) onAlert(data.alert);
+        else if (data.type === "documents" && Array.isArray(data.documents)) onDocuments(data.documents);
+        else if (data.type === "error") setState("error: " + data.message);
+      },
+    });
   }
 
   connect();

@@ -31,6 +31,8 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve
 
 from apps.mlops.models import ModelVersion
 from tests.chat.matrix import kb_access_objects
+from tests.chat.matrix_console import CONSOLE_ROUTE_IDS, console_access_objects
+from tests.chat.matrix_widget import WIDGET_ROUTE_IDS, widget_access_objects, widget_route_form
 from tests.core.ws import ORIGIN, TIMEOUT, run
 from tests.mlops.factories import (
     GOOD_CSV,
@@ -485,8 +487,77 @@ KB_CASES = [
     Case("kb api import status", "GET", "/api/chat/kb/imports/{kb_import}/", api(kb_agents(200)), api=True),
     Case("kb api rebuild", "POST", "/api/chat/kb/index/rebuild/", api(kb_agents(202)), api=True),
 ]
+# Chat learning loop and analytics: agents and admins. With no feedback yet an export is refused
+# (page: 200 with the reason; API: 400 export_rejected), past the access check.
+CHAT_LOOP_CASES = [
+    Case("chat exports page", "GET", "/chat/exports/", page(kb_agents(200))),
+    Case("chat export", "POST", "/chat/exports/", page(kb_agents(200)), data=lambda ids: {"kind": "intent"}),
+    Case("chat unanswered page", "GET", "/chat/unanswered/", page(kb_agents(200))),
+    Case("chat analytics page", "GET", "/chat/analytics/", page(kb_agents(200))),
+    Case("chat api export", "POST", "/api/chat/exports/", api(kb_agents(400)), api=True,
+         data=lambda ids: {"kind": "chat"}),
+    Case("chat api unanswered", "GET", "/api/chat/unanswered/", api(kb_agents(200)), api=True),
+    Case("chat api analytics", "GET", "/api/chat/analytics/", api(kb_agents(200)), api=True),
+]
+# Agent console, saved replies and the agents' REST actions: agents and admins.
+_SAVED_REPLY = {"shortcut": "matrix-new", "title": "New", "text": "A saved answer."}
+CHAT_CONSOLE_CASES = [
+    Case("chat console", "GET", "/chat/console/", page(kb_agents(200))),
+    Case("chat saved replies", "GET", "/chat/saved-replies/", page(kb_agents(200))),
+    Case("chat saved reply form", "GET", "/chat/saved-replies/new/", page(kb_agents(200))),
+    Case("chat saved reply new", "POST", "/chat/saved-replies/new/", page(kb_agents(302)),
+         data=lambda ids: _SAVED_REPLY),
+    Case("chat saved reply edit", "GET", "/chat/saved-replies/{chat_saved_reply}/edit/", page(kb_agents(200))),
+    Case("chat saved reply delete", "POST", "/chat/saved-replies/{chat_saved_reply_doomed}/delete/",
+         page(kb_agents(302))),
+    Case("chat api take over", "POST", "/api/chat/conversations/{chat_waiting}/take-over/", api(kb_agents(200)),
+         api=True, data=lambda ids: {}),
+    Case("chat api hand back", "POST", "/api/chat/conversations/{chat_with_agent}/hand-back/",
+         api(kb_agents(200)), api=True, data=lambda ids: {}),
+    Case("chat api close", "POST", "/api/chat/conversations/{chat_waiting}/close/", api(kb_agents(200)),
+         api=True, data=lambda ids: {}),
+    Case("chat api agent message", "POST", "/api/chat/conversations/{chat_with_agent}/messages/",
+         api(kb_agents(201)), api=True, data=lambda ids: {"text": "Hello from an agent."}),
+    Case("chat api draft", "GET", "/api/chat/conversations/{chat_waiting}/draft/", api(kb_agents(200)), api=True),
+    Case("chat api correction", "POST", "/api/chat/messages/{chat_reply}/corrections/", api(kb_agents(201)),
+         api=True, data=lambda ids: {"text": "A better answer."}),
+    Case("chat api saved replies", "GET", "/api/chat/saved-replies/", api(kb_agents(200)), api=True),
+    Case("chat api saved reply create", "POST", "/api/chat/saved-replies/", api(kb_agents(201)), api=True,
+         data=lambda ids: _SAVED_REPLY),
+    Case("chat api saved reply", "GET", "/api/chat/saved-replies/{chat_saved_reply}/", api(kb_agents(200)),
+         api=True),
+    Case("chat api saved reply update", "PATCH", "/api/chat/saved-replies/{chat_saved_reply}/",
+         api(kb_agents(200)), api=True, data=lambda ids: {"title": "Opening hours"}),
+    Case("chat api saved reply delete", "DELETE", "/api/chat/saved-replies/{chat_saved_reply_doomed}/",
+         api(kb_agents(204)), api=True),
+]
+# Widget routes: admins. The demo shop and the help page of a published article: everyone.
+CHAT_WIDGET_CASES = [
+    Case("chat widget routes", "GET", "/chat/routes/", page(admin_only(200))),
+    Case("chat widget route new", "POST", "/chat/routes/", page(admin_only(302)),
+         data=lambda ids: widget_route_form("matrix-new")),
+    Case("chat widget route", "GET", "/chat/routes/{chat_widget_route}/", page(admin_only(200))),
+    Case("chat widget route edit", "POST", "/chat/routes/{chat_widget_route}/", page(admin_only(302)),
+         data=lambda ids: widget_route_form("matrix-shop")),
+    Case("chat demo shop", "GET", "/chat/shop/", lambda who: 200),
+    Case("chat help article", "GET", "/chat/help/{kb_article}/", lambda who: 200),
+]
+# Conversations: anyone may start one (the widget's visitors have no account); a conversation is
+# read by its visitor (token), its signed-in customer, agents and admins: to everyone else it
+# does not exist (404). The matrix sends no conversation token.
+CHAT_CONVERSATION_CASES = [
+    Case("chat api start", "POST", "/api/chat/conversations/", lambda who: 201, api=True,
+         data=lambda ids: {"route": "matrix-shop"}),
+    Case("chat api conversations", "GET", "/api/chat/conversations/", signed_in(200, 401), api=True),
+    Case("chat api conversation", "GET", "/api/chat/conversations/{chat_waiting}/",
+         lambda who: 200 if ROLE_OF.get(who) in AGENTS else 404, api=True),
+    Case("chat api rating", "POST", "/api/chat/conversations/{chat_waiting}/rating/", lambda who: 404, api=True,
+         data=lambda ids: {"rating": 5}),
+    Case("chat api feedback", "POST", "/api/chat/messages/{chat_reply}/feedback/", lambda who: 404, api=True,
+         data=lambda ids: {"helpful": True}),
+]
 CASES = (PAGE_CASES + API_CASES + SERVING_CASES + RECOMMEND_CASES + SENTIMENT_CASES + SENTIMENT_UI_CASES
-         + KB_CASES)
+         + KB_CASES + CHAT_LOOP_CASES + CHAT_CONSOLE_CASES + CHAT_WIDGET_CASES + CHAT_CONVERSATION_CASES)
 # Exercised by every API case (it is how the callers get their tokens), and by tests/accounts.
 AUTH_ROUTES = {"api/auth/token/"}
 
@@ -559,6 +630,8 @@ def world(settings, tmp_path, monkeypatch, rest_client) -> SimpleNamespace:
     ids.update(sentiment_access_objects())
     ids.update(alert_access_objects())
     ids.update(kb_access_objects(settings, tmp_path))
+    ids.update(console_access_objects())
+    ids.update(widget_access_objects())
     return SimpleNamespace(owners=owners, ids=ids)
 
 
@@ -655,6 +728,13 @@ SOCKET_CASES = [
     # Analysts' live alerts and scored documents: other roles are refused whatever they hold.
     SocketCase("sentiment live", "ws/sentiment/live/", "/ws/sentiment/live/",
                lambda who: 4401 if who == ANON else "open" if ROLE_OF.get(who) in ANALYSTS else 4403),
+    # Agents' queue: agents and admins only.
+    SocketCase("chat queue", "ws/chat/queue/", "/ws/chat/queue/",
+               lambda who: 4401 if who == ANON else "open" if ROLE_OF.get(who) in AGENTS else 4403),
+    # A conversation: agents and admins at once; anyone else is a visitor who must show the
+    # conversation's token in a first "hello" frame (none here: closed with 4401).
+    SocketCase("chat conversation", "ws/chat/<uuid:public_id>/", "/ws/chat/{chat_waiting}/",
+               lambda who: "open" if ROLE_OF.get(who) in AGENTS else "hello"),
 ]
 
 
@@ -677,15 +757,24 @@ def test_socket(case: SocketCase, who: str, world, page_client):
     async def scenario() -> None:
         comm = WebsocketCommunicator(application, case.path.format(**world.ids), headers=headers)
         connected, code = await comm.connect(timeout=TIMEOUT)
-        if expected != "open":
+        if expected not in ("open", "hello"):
             assert (connected, code) == (False, expected)
             return
         assert connected
+        if expected == "hello":  # accepted, waiting for the visitor's token
+            await comm.send_json_to({"type": "hello"})
+            closed = await comm.receive_output(timeout=TIMEOUT)
+            assert (closed["type"], closed["code"]) == ("websocket.close", 4401)
+            return
         first = await comm.receive_json_from(timeout=TIMEOUT)
         if case.name == "ping":
             assert first["type"] == "hello" and first["user"] == user.username
         elif case.name == "sentiment live":
             assert first == {"type": "hello", "open_alerts": 1}
+        elif case.name == "chat queue":
+            assert first["type"] == "queue"
+        elif case.name == "chat conversation":
+            assert first["type"] == "history" and first["conversation"]["public_id"] == world.ids["chat_waiting"]
         else:
             assert first["type"] == "job" and first["job"]["id"] == world.ids[f"{case.name.split()[1]}_job"]
         await comm.send_json_to({"type": "ping"})
@@ -724,6 +813,8 @@ def test_every_route_is_in_the_matrix():
                          "rec_widget_key", "sent_push", "sent_feed", "sent_doc", "sent_watchlist", "sent_rule",
                          "sent_doomed_rule", "sent_alert", "sent_backtest", "sent_delivery",
                          "kb_article", "kb_doomed", "kb_import"], 1)
+    ids.update(CONSOLE_ROUTE_IDS)
+    ids.update(WIDGET_ROUTE_IDS)
     covered = {resolve(case.path.format_map(ids)).route for case in CASES} | AUTH_ROUTES
     assert _routes(get_resolver().url_patterns) - covered == set(), "add these routes to the access matrix"
 

@@ -9,9 +9,10 @@ import re
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from tests.e2e.live import WATCH_VIOLATIONS, uvicorn_server
 from tests.mlops.factories import DatasetFactory, ModelVersionFactory, TrainingJobFactory, media_in, report
 from tests.servers import conftest as servers
-from tests.servers.conftest import Server, child_env, free_port, shared_database_url, uvicorn_argv, wait_for_healthz
+from tests.servers.conftest import Server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.servers, pytest.mark.timeout(600), pytest.mark.django_db(transaction=True)]
 
@@ -22,30 +23,9 @@ SCREENSHOT = "/tmp/e2e-csp-job-page.png"  # look at it: the confusion matrix kee
 LABELS = ["positive", "negative", "neutral"]
 
 # Chromium reports a refused inline style or script both as this event and as a console error.
-WATCH_VIOLATIONS = """
-document.addEventListener("securitypolicyviolation", function (e) {
-  window.reportViolation([e.violatedDirective, e.blockedURI, e.sourceFile + ":" + e.lineNumber].join(" "));
-});
-"""
-
-
-def _children_database_url() -> str:
-    """The test database, for the server process: the SQLite file, or PostgreSQL in CI mode."""
-    from django.conf import settings
-
-    db = settings.DATABASES["default"]
-    if db["ENGINE"] == "django.db.backends.sqlite3":
-        return f"sqlite:///{db['NAME']}"
-    return shared_database_url()
-
-
 @pytest.fixture
 def server(start_process, tmp_path) -> Server:
-    port = free_port()
-    env = child_env(tmp_path / "var", DATABASE_URL=_children_database_url())
-    server = start_process("uvicorn", uvicorn_argv(port), env, port=port)
-    wait_for_healthz(server)
-    return server
+    return uvicorn_server(start_process, tmp_path)
 
 
 @pytest.fixture

@@ -16,10 +16,11 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from apps.sentiment.models import Alert, AlertRule, Entity, Price
+from tests.e2e.live import WATCH_VIOLATIONS, uvicorn_server
 from tests.sentiment.conftest import T0, ingest, push_source, sentiment_env, watchlist
 from tests.sentiment.fixtures_alerts import BEARISH, BULLISH, NEUTRAL, texts
 from tests.servers import conftest as servers
-from tests.servers.conftest import Server, child_env, free_port, shared_database_url, uvicorn_argv, wait_for_healthz
+from tests.servers.conftest import Server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.servers, pytest.mark.timeout(600), pytest.mark.django_db(transaction=True)]
 
@@ -29,29 +30,9 @@ __all__ = ["ingest", "push_source", "sentiment_env", "watchlist"]  # the sentime
 PASSWORD = "pw-for-tests-123"
 SCREENSHOT = "/tmp/e2e-sentiment-entity.png"
 HOUR = timedelta(hours=1)
-WATCH_VIOLATIONS = """
-document.addEventListener("securitypolicyviolation", function (e) {
-  window.reportViolation([e.violatedDirective, e.blockedURI, e.sourceFile + ":" + e.lineNumber].join(" "));
-});
-"""
-
-
-def _children_database_url() -> str:
-    from django.conf import settings
-
-    db = settings.DATABASES["default"]
-    if db["ENGINE"] == "django.db.backends.sqlite3":
-        return f"sqlite:///{db['NAME']}"
-    return shared_database_url()
-
-
 @pytest.fixture
 def server(start_process, tmp_path) -> Server:
-    port = free_port()
-    env = child_env(tmp_path / "var", DATABASE_URL=_children_database_url())
-    server = start_process("uvicorn", uvicorn_argv(port), env, port=port)
-    wait_for_healthz(server)
-    return server
+    return uvicorn_server(start_process, tmp_path)
 
 
 @pytest.fixture

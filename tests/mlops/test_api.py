@@ -444,7 +444,7 @@ def test_promotion_refused_by_the_gate_is_a_409_with_both_scores(api_client, obj
     def refuse(*, version, user, force=False, **audit):
         raise PromotionRefused("candidate is worse than the active version: 0.5000 vs 0.8000", 0.5, 0.8)
 
-    monkeypatch.setattr("apps.mlops.api.model_version_promote", refuse)
+    monkeypatch.setattr("apps.mlops.api_versions.model_version_promote", refuse)
     login(api_client, "admin")
     # when an admin promotes it
     response = api_client.post(f"{API}/versions/{objs.version.pk}/promote/", {"force": False})
@@ -467,7 +467,7 @@ def test_forced_promotion_passes_force_to_the_service(api_client, objs, monkeypa
         version.status = ModelVersion.Status.ACTIVE
         return version
 
-    monkeypatch.setattr("apps.mlops.api.model_version_promote", promote)
+    monkeypatch.setattr("apps.mlops.api_versions.model_version_promote", promote)
     admin = login(api_client, "admin")
     response = api_client.post(f"{API}/versions/{objs.version.pk}/promote/", {"force": True})
     assert response.status_code == 200

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -239,7 +240,9 @@ def kb_index_status() -> dict[str, Any]:
     }
 
 
-def kb_search(query: str, k: int = 5, *, published_only: bool = True) -> list[Passage]:
+def kb_search(
+    query: str, k: int = 5, *, published_only: bool = True, vector: np.ndarray | None = None
+) -> list[Passage]:
     """The ``k`` passages of the knowledge base closest in meaning to ``query``, best first.
 
     This is the contract the reply pipeline calls. With ``published_only`` (the default, and
@@ -247,7 +250,8 @@ def kb_search(query: str, k: int = 5, *, published_only: bool = True) -> list[Pa
     agents may search drafts too. An article can give several passages. Returns ``[]`` when
     the query is blank or no index has been built yet (run ``manage.py kb_index_build``).
     Each call embeds the query once (~5 ms with MiniLM on a CPU thread) and searches the
-    index (exact below 50,000 passages).
+    index (exact below 50,000 passages); ``vector`` is the query's embedding when the caller
+    has it already (``akb_search``).
     """
     query = (query or "").strip()
     if not query or k < 1:
@@ -255,7 +259,8 @@ def kb_search(query: str, k: int = 5, *, published_only: bool = True) -> list[Pa
     index = kb_index_cache.get()
     if index is None or len(index) == 0:
         return []
-    vector = _embedder().embed([query], batch_size=1)[0]
+    if vector is None:
+        vector = _embedder().embed([query], batch_size=1)[0]
     fetch = min(len(index), k * 4 if published_only else k)
     while True:
         hits = index.search(vector, fetch)[0]
@@ -281,3 +286,19 @@ def kb_search(query: str, k: int = 5, *, published_only: bool = True) -> list[Pa
         )
         for c, score in ranked[:k]
     ]
+
+
+async def akb_search(query: str, k: int = 5, *, published_only: bool = True) -> list[Passage]:
+    """``kb_search`` for async callers (the reply pipeline): the query is embedded on the
+    process's compute lane (``aembed``, batched with other requests), so no second OpenMP team
+    runs beside it; the index search and the database in a worker thread."""
+    query = (query or "").strip()
+    if not query or k < 1:
+        return []
+    index = await sync_to_async(kb_index_cache.get)()
+    if index is None or len(index) == 0:
+        return []  # no model needed for an empty knowledge base
+    embedder = await sync_to_async(_embedder)()
+    aembed = getattr(embedder, "aembed", None)
+    vector = (await aembed([query]))[0] if aembed is not None else None
+    return await sync_to_async(kb_search)(query, k, published_only=published_only, vector=vector)

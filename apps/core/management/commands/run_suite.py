@@ -35,7 +35,9 @@ class Command(BaseCommand):
         if not no_demo:
             demo_refusal = demo_users_refusal(host)
             for command in settings.TRELLIS_DEMO_COMMANDS:
-                if command[0] != "create_demo_users":
+                if command[0] == "chat_demo":  # the demo widget route allows the suite's own URL
+                    call_command(*command, url=f"http://{host}:{port}")
+                elif command[0] != "create_demo_users":
                     call_command(*command)
                 elif demo_refusal:
                     self.stdout.write(self.style.WARNING(f"  demo users skipped: {demo_refusal}"))
