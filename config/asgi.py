@@ -20,6 +20,7 @@ import os
 from functools import lru_cache
 
 import django
+from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 from django.http import Http404
 from django.urls import resolve
@@ -66,3 +67,8 @@ application = ProtocolTypeRouter(
         "websocket": WidgetOriginValidator(TrellisAuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+if settings.TRELLIS_CHAT_WARM:  # load the chat models now, not on the first customer's question
+    from apps.chat.services.warmup import chat_models_warm_in_background
+
+    chat_models_warm_in_background()

@@ -483,6 +483,9 @@ TRELLIS_CHAT_PASSAGES = env.int("TRELLIS_CHAT_PASSAGES", default=3)  # passages 
 TRELLIS_CHAT_MIN_PASSAGE_SCORE = env.float("TRELLIS_CHAT_MIN_PASSAGE_SCORE", default=0.30)
 TRELLIS_CHAT_MAX_REPLY_TOKENS = env.int("TRELLIS_CHAT_MAX_REPLY_TOKENS", default=160)  # new tokens per reply
 TRELLIS_CHAT_MAX_MESSAGE_CHARS = env.int("TRELLIS_CHAT_MAX_MESSAGE_CHARS", default=2000)  # one customer message
+# An ASGI process loads the chat models at start-up on a background thread (apps/chat/services/
+# warmup.py), so the first customer does not wait for them; run_suite sets it for its server.
+TRELLIS_CHAT_WARM = env.bool("TRELLIS_CHAT_WARM", default=False)
 # --- The chat sockets (apps/chat/consumers.py): limits a visitor cannot talk their way past.
 # A visitor's socket must send {"type": "hello", "token": ...} this soon after connecting (s).
 TRELLIS_CHAT_HELLO_TIMEOUT_S = env.float("TRELLIS_CHAT_HELLO_TIMEOUT_S", default=10.0)

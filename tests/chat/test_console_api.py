@@ -198,6 +198,28 @@ def test_draft_is_grounded_in_the_kb_and_not_stored(client, waiting, settings, f
     assert Message.objects.count() == before
 
 
+def test_draft_answers_the_earlier_question_when_the_latest_asks_for_a_person(
+    client, waiting, settings, fake_models: FakeModels
+):
+    settings.TRELLIS_CHAT_MIN_PASSAGE_SCORE = 0.3
+    article_create(
+        values={
+            "title": "Returns policy",
+            "body": "Silver members can return items within 30 days of delivery for a full refund.",
+            "published": True,
+        }
+    )
+    customer_message_add(waiting, "How many days do silver members have to return items?", client_id="c2")
+    Message.objects.create(conversation=waiting, role="assistant", text="Let me check.")
+    customer_message_add(waiting, "Just get me a human", client_id="c3")
+    fake_models.lm.pieces = ["Silver members can return items within 30 days of delivery [1]."]
+
+    body = client.get(_url(waiting, "draft")).json()
+
+    assert "30 days" in body["text"]
+    assert body["sources"][0]["title"] == "Returns policy"
+
+
 def test_draft_without_a_chat_model_is_a_503(client, waiting, settings, fake_models: FakeModels, monkeypatch):
     from apps.chat.services import reply
 

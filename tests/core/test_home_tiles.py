@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
     [(["analyst"], True, False), (["agent"], False, True), (["admin"], True, True),
      (["merchandiser"], False, False), ([], False, False)],
 )
-def test_sentiment_and_knowledge_base_tiles_follow_the_roles(make_user, roles, sentiment, kb):
+def test_sentiment_chat_and_knowledge_base_tiles_follow_the_roles(make_user, roles, sentiment, kb):
     client = Client()
     client.force_login(make_user(*roles))
 
@@ -21,3 +21,4 @@ def test_sentiment_and_knowledge_base_tiles_follow_the_roles(make_user, roles, s
 
     assert ("<h2>Sentiment</h2>" in page) is sentiment
     assert ("<h2>Knowledge base</h2>" in page) is kb
+    assert ("<h2>Chat</h2>" in page) is kb  # the agent console: agents and admins, as the knowledge base

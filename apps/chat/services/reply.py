@@ -361,22 +361,27 @@ async def _answer(
 # --- agent assist -------------------------------------------------------------------------
 
 
-def _latest_question(conversation: Conversation) -> str:
-    """The customer's messages since the last reply by the assistant or an agent, joined."""
+def _draft_questions(conversation: Conversation) -> list[str]:
+    """What a draft may answer, best first: the customer's messages since the last reply by the
+    assistant or an agent (joined), then their earlier messages, newest first ("I want a
+    person" after a returns question: the draft answers the returns question)."""
     rows = list(
         Message.objects.filter(conversation=conversation)
         .exclude(role=Message.Role.SYSTEM)
         .order_by("-pk")
-        .values_list("role", "text")[:10]
+        .values_list("role", "text")[:20]
     )
-    asked: list[str] = []
+    latest: list[str] = []
+    earlier: list[str] = []
     for role, text in rows:
         if role != Message.Role.CUSTOMER:
-            if asked:
-                break
+            if latest:
+                latest.append("")  # the latest turn ends here
             continue
-        asked.append(text)
-    return " ".join(reversed(asked[:3])).strip()
+        (earlier if "" in latest else latest).append(text)
+    latest = [text for text in latest if text]
+    candidates = [" ".join(reversed(latest[:3])).strip(), *earlier[:3]]
+    return [text for text in candidates if text.strip()]
 
 
 class DraftUnavailable(Exception):
@@ -390,12 +395,14 @@ async def draft_reply(conversation: Conversation) -> Draft:
     without streaming and without storing anything. ``Draft("")`` when there is no customer
     question or nothing in the KB comes close.
     """
-    question = await sync_to_async(_latest_question)(conversation)
-    if not question:
-        return Draft("")
+    question, passages = "", []
     try:
-        passages = await _retrieve(question, _Run())
-        if not passages or passages[0].score < settings.TRELLIS_CHAT_MIN_PASSAGE_SCORE:
+        for candidate in await sync_to_async(_draft_questions)(conversation):
+            found = await _retrieve(candidate, _Run())
+            if found and found[0].score >= settings.TRELLIS_CHAT_MIN_PASSAGE_SCORE:
+                question, passages = candidate, found
+                break
+        if not passages:
             return Draft("")
         embedder = await sync_to_async(model_get)("embedder")
         lm = await sync_to_async(model_get)("chat-lm")

@@ -48,6 +48,7 @@ class Command(BaseCommand):
         # Server and worker share the cores: each takes half, so neither starves the other.
         env = {**os.environ, "TRELLIS_TORCH_THREADS": os.environ.get("TRELLIS_TORCH_THREADS", str(max(1, cores // 2))),
                "PYTHONUNBUFFERED": "1"}
+        web_env = {**env, "TRELLIS_CHAT_WARM": os.environ.get("TRELLIS_CHAT_WARM", "1")}  # first reply not cold
         var = Path(settings.VAR_DIR)
         python = sys.executable
         commands = {
@@ -66,7 +67,8 @@ class Command(BaseCommand):
             commands["beat"] = [python, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO",
                                 "--schedule", str(var / "celerybeat-schedule")]
         # Fixed argv (this interpreter, fixed modules, settings values), no shell.
-        procs = {name: subprocess.Popen(cmd, env=env, cwd=settings.BASE_DIR, start_new_session=True)  # noqa: S603
+        procs = {name: subprocess.Popen(cmd, env=web_env if name == "web" else env,  # noqa: S603
+                                        cwd=settings.BASE_DIR, start_new_session=True)
                  for name, cmd in commands.items()}
         self.stdout.write(self.style.SUCCESS(f"\nTrellis is starting on http://{host}:{port}/"))
         self.stdout.write(f"  database: {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}, "
