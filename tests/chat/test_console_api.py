@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from rest_framework.test import APIClient
 
@@ -52,13 +52,18 @@ def _url(conversation: Conversation, action: str) -> str:
 
 
 class Listener:
-    """A channel in the conversation's group and the queue group: what the sockets would get."""
+    """A channel in the conversation's group and the queue group: what the sockets would get.
+
+    Every call runs on one private event loop: the Redis channel layer keeps per-loop receive
+    buffers, so a receive on a new loop each time (``async_to_sync``) would meet a buffer bound
+    to the previous one."""
 
     def __init__(self, conversation: Conversation) -> None:
         self.layer = get_channel_layer()
-        self.channel = async_to_sync(self.layer.new_channel)()
-        async_to_sync(self.layer.group_add)(conversation_group(conversation.public_id), self.channel)
-        async_to_sync(self.layer.group_add)(QUEUE_GROUP, self.channel)
+        self.loop = asyncio.new_event_loop()
+        self.channel = self.loop.run_until_complete(self.layer.new_channel())
+        self.loop.run_until_complete(self.layer.group_add(conversation_group(conversation.public_id), self.channel))
+        self.loop.run_until_complete(self.layer.group_add(QUEUE_GROUP, self.channel))
 
     def events(self) -> list[dict[str, Any]]:
         async def drain() -> list[dict[str, Any]]:
@@ -69,12 +74,17 @@ class Listener:
                 except TimeoutError:
                     return received
 
-        return async_to_sync(drain)()
+        return self.loop.run_until_complete(drain())
+
+    def close(self) -> None:
+        self.loop.close()
 
 
 @pytest.fixture
-def listener(waiting) -> Listener:
-    return Listener(waiting)
+def listener(waiting) -> Iterator[Listener]:
+    listener = Listener(waiting)
+    yield listener
+    listener.close()
 
 
 def _frames(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
