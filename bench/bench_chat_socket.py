@@ -116,7 +116,7 @@ def raw_prompt(question: str) -> list[dict[str, str]]:
     from apps.chat.services.index import kb_search
 
     passages = kb_search(question, settings.TRELLIS_CHAT_PASSAGES)
-    return prompting.build_messages(question, reply._safe_passages(passages))  # the pipeline's own helper
+    return prompting.build_messages(question, reply.safe_passages(passages))  # the pipeline's own helper
 
 
 # --- clients -------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
+from threadpoolctl import threadpool_limits
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ def _env_int(name: str, default: int) -> int:
 
 
 def configure_threads(threads: int | None = None) -> int:
-    """Caps torch's CPU threads for this process.
+    """Caps torch's (and the loaded BLAS libraries') CPU threads for this process.
 
     Two processes that each use every core collapse throughput 10-30x on a small machine,
     so each process takes ``TRELLIS_TORCH_THREADS`` (default: all cores) and the process
@@ -59,6 +60,7 @@ def configure_threads(threads: int | None = None) -> int:
     n = threads or _env_int("TRELLIS_TORCH_THREADS", os.cpu_count() or 1)
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
+    threadpool_limits(limits=n, user_api="blas")  # numpy's and scipy's OpenBLAS, already loaded
     with contextlib.suppress(RuntimeError):  # only settable before the first parallel op
         torch.set_num_interop_threads(1)
     return n

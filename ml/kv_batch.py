@@ -42,10 +42,13 @@ class BatchKV:
 
     Args:
         device: where the mask lives (the model's device).
+        dtype: the dtype decode steps keep keys/values in (the model's); a cache prefilled
+            under bf16 autocast is cast to it when it joins. None keeps what arrives.
     """
 
-    def __init__(self, device: torch.device | str) -> None:
+    def __init__(self, device: torch.device | str, dtype: torch.dtype | None = None) -> None:
         self.device = torch.device(device)
+        self.dtype = dtype
         self.cache: DynamicCache | None = None
         self.mask: torch.Tensor | None = None  # (rows, columns) long, 1 = real token
 
@@ -77,6 +80,11 @@ class BatchKV:
         Raises:
             ValueError: ``mask`` does not match the cache's shape.
         """
+        if self.dtype is not None:
+            for layer in cache.layers:
+                keys, values = _kv(layer)
+                if keys.dtype != self.dtype:
+                    layer.keys, layer.values = keys.to(self.dtype), values.to(self.dtype)
         layers = [_kv(layer) for layer in cache.layers]
         length = cache.get_seq_length()
         if mask is None:
@@ -174,7 +182,7 @@ def prefill(model: PreTrainedModel, cache: DynamicCache, ids: list[int], done: i
         use_cache=True,
         logits_to_keep=1,
     )
-    return out.logits[0, -1, :]
+    return out.logits[0, -1, :].float()  # bf16 under a prefill autocast
 
 
 def prefill_group(
@@ -220,4 +228,4 @@ def prefill_group(
     for layer in cache.layers:
         keys, values = _kv(layer)
         layer.keys, layer.values = keys.masked_fill(padding, 0), values.masked_fill(padding, 0)
-    return cache, mask, out.logits[:, -1, :]
+    return cache, mask, out.logits[:, -1, :].float()

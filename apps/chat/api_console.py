@@ -23,7 +23,7 @@ from apps.accounts.permissions import HasRole
 from apps.accounts.roles import Role
 from apps.chat import serializers_console as s
 from apps.chat.models import Conversation, Message, SavedReply
-from apps.chat.services import reply as reply_service
+from apps.chat.services import assist
 from apps.chat.services.agent_actions import agent_close, agent_hand_back, agent_reply, agent_take_over
 from apps.chat.services.conversations import ConversationError, ConversationStateError, message_payload
 from apps.chat.services.corrections import correction_create
@@ -142,8 +142,8 @@ class ConversationDraftApi(APIView):
     def get(self, request: Request, public_id: Any) -> Response:
         conversation = _conversation_or_404(public_id)
         try:
-            draft = async_to_sync(reply_service.draft_reply)(conversation)  # a full LM queue: the extractive draft
-        except reply_service.DraftUnavailable as exc:
+            draft = async_to_sync(assist.draft_reply)(conversation)  # a full LM queue: the extractive draft
+        except assist.DraftUnavailable as exc:
             return Response(error_body("model_unavailable", str(exc)), status=status.HTTP_503_SERVICE_UNAVAILABLE)
         return Response(s.DraftOutputSerializer({"text": draft.text, "sources": draft.sources}).data)
 

@@ -15,7 +15,6 @@ this socket's receive loop stays free for ``stop``, typing and the agent's take-
 from __future__ import annotations
 
 import asyncio
-import inspect
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -277,16 +276,16 @@ class ChatConsumer(JsonConsumer):
         self._draft = asyncio.ensure_future(self._write_draft())
 
     async def _write_draft(self) -> None:
-        from apps.chat.services import reply  # the pipeline loads its models' code on first use
+        from apps.chat.services import assist  # the pipeline loads its models' code on first use
 
         conversation = await database_sync_to_async(socket_actions.conversation_find)(self.public_id)
         try:
-            if inspect.iscoroutinefunction(reply.draft_reply):
-                draft = await reply.draft_reply(conversation)
-            else:
-                draft = await database_sync_to_async(reply.draft_reply)(conversation)
+            draft = await assist.draft_reply(conversation)
         except reply_runs.BusyError as exc:
             await self.send_error("busy", str(exc))
+            return
+        except assist.DraftUnavailable as exc:
+            await self.send_error("model_unavailable", str(exc))
             return
         await self.send_json({"type": "draft", "text": draft.text, "sources": list(draft.sources)})
 

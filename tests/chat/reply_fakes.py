@@ -84,8 +84,9 @@ class FakeModels:
 
 def fake_models_install(monkeypatch: pytest.MonkeyPatch) -> FakeModels:
     """The reply pipeline reads its models from a new FakeModels (``models.lm.pieces = [...]``)."""
-    from apps.chat.services import reply
+    from apps.chat.services import assist, reply
 
     models = FakeModels()
     monkeypatch.setattr(reply, "model_get", models.get)
+    monkeypatch.setattr(assist, "model_get", models.get)
     return models

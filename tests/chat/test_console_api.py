@@ -231,7 +231,7 @@ def test_draft_answers_the_earlier_question_when_the_latest_asks_for_a_person(
 
 
 def test_draft_without_a_chat_model_is_a_503(client, waiting, settings, fake_models: FakeModels, monkeypatch):
-    from apps.chat.services import reply
+    from apps.chat.services import assist
 
     settings.TRELLIS_CHAT_MIN_PASSAGE_SCORE = 0.3
     article_create(values={"title": "Returns policy", "body": "Silver members can return items.", "published": True})
@@ -240,7 +240,7 @@ def test_draft_without_a_chat_model_is_a_503(client, waiting, settings, fake_mod
     def unavailable(role: str) -> Any:
         raise RuntimeError(f"no model serves {role}")
 
-    monkeypatch.setattr(reply, "model_get", unavailable)
+    monkeypatch.setattr(assist, "model_get", unavailable)
     response = client.get(_url(waiting, "draft"))
 
     assert response.status_code == 503

@@ -311,17 +311,23 @@ def test_full_lm_queue_answers_from_the_passages_at_once(fake_models: FakeModels
     run(scenario)
 
 
+async def _waiting_with_question(conversation, token):
+    """A customer socket that asked for a person, then asked QUESTION."""
+    customer, _ = await visitor_connect(conversation, token)
+    await customer.send_json_to({"type": "handoff"})
+    await until_type(customer, "handoff")
+    await customer.send_json_to({"type": "message", "text": QUESTION})
+    await until_type(customer, "message")
+    return customer
+
+
 def test_agent_draft_goes_to_that_agent_only(fake_models: FakeModels, make_user):
     fake_models.lm.pieces = ["Silver members can return items within 30 days of delivery [1]."]
     conversation, token = conversation_new()
     tickets = [ticket_for(make_user("agent")), ticket_for(make_user("agent"))]
 
     async def scenario():
-        customer, _ = await visitor_connect(conversation, token)
-        await customer.send_json_to({"type": "handoff"})
-        await until_type(customer, "handoff")
-        await customer.send_json_to({"type": "message", "text": QUESTION})
-        await until_type(customer, "message")
+        customer = await _waiting_with_question(conversation, token)
         writer, _ = await user_connect(conversation, tickets[0])
         other, _ = await user_connect(conversation, tickets[1])
         await writer.send_json_to({"type": "draft"})
@@ -331,6 +337,31 @@ def test_agent_draft_goes_to_that_agent_only(fake_models: FakeModels, make_user)
         assert await other.receive_nothing(timeout=0.3)
         assert await customer.receive_nothing(timeout=0.1)
         for comm in (customer, writer, other):
+            await comm.disconnect()
+
+    run(scenario)
+
+
+def test_agent_draft_without_a_model_is_an_error_frame(fake_models: FakeModels, make_user, monkeypatch):
+    from apps.chat.services import assist
+
+    def unavailable(role: str):
+        raise RuntimeError(f"no model serves {role}")
+
+    monkeypatch.setattr(assist, "model_get", unavailable)
+    conversation, token = conversation_new()
+    ticket = ticket_for(make_user("agent"))
+
+    async def scenario():
+        customer = await _waiting_with_question(conversation, token)
+        agent, _ = await user_connect(conversation, ticket)
+        await agent.send_json_to({"type": "draft"})
+        error = await agent.receive_json_from(timeout=TIMEOUT)
+        assert error["type"] == "error" and error["code"] == "model_unavailable"
+        # the socket stays usable: a ping still gets its pong
+        await agent.send_json_to({"type": "ping"})
+        assert (await agent.receive_json_from(timeout=TIMEOUT))["type"] == "pong"
+        for comm in (customer, agent):
             await comm.disconnect()
 
     run(scenario)

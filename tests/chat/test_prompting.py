@@ -113,3 +113,26 @@ def test_the_prompt_fits_the_real_chat_template():
     assert len(ids) < 2048 - 160
     text = tokenizer.decode(ids)
     assert text.count("<|im_start|>") == 5  # system, history user + assistant, user, generation prompt
+
+
+def test_a_long_passage_keeps_the_sentences_the_question_asks_about():
+    # given a passage longer than the budget whose answer sits at the end
+    filler = [f"Our store opened branch number {i} in a new city last year." for i in range(12)]
+    answer = "Gold members can return any item within 90 days of delivery."
+    text = " ".join([*filler, answer])
+    assert len(text) > prompting.PASSAGE_CHARS
+
+    # when it is focused on a question about returns
+    kept = prompting.focus(text, "How many days do gold members have to return an item?")
+
+    # then the answering sentence is kept whole, the rest fills the budget in passage order
+    assert answer in kept
+    assert len(kept) <= prompting.PASSAGE_CHARS
+    assert kept.startswith(filler[0])
+    assert kept.index(filler[0]) < kept.index(answer)
+    # and a question that shares no words keeps the passage's opening
+    opening = prompting.focus(text, "xyzzy?")
+    assert opening.startswith(filler[0]) and answer not in opening
+    # and the block the model reads is focused the same way
+    block = passages_block([FakePassage("Returns", "", text)], "How many days do gold members have to return?")
+    assert answer in block

@@ -13,6 +13,7 @@ from asgiref.sync import async_to_sync
 from apps.chat.models import Conversation, Message, WidgetRoute
 from apps.chat.services import prompting
 from apps.chat.services.articles import article_create
+from apps.chat.services.assist import draft_reply
 from apps.chat.services.conversations import conversation_start, customer_message_add
 from apps.chat.services.decision import IntentGuess, decide
 from apps.chat.services.guard import reply_leaks
@@ -23,7 +24,6 @@ from apps.chat.services.reply import (
     ReplyFinished,
     ReplyStarted,
     ReplyToken,
-    draft_reply,
     reply_events,
 )
 from tests.chat.reply_fakes import FakeModels, fake_models_install
@@ -379,3 +379,23 @@ def test_draft_reply_is_empty_without_a_question_or_a_passage(
     customer_message_add(conversation, QUESTION, client_id=None)
     settings.TRELLIS_CHAT_MIN_PASSAGE_SCORE = 0.99  # nothing in the KB comes that close
     assert async_to_sync(draft_reply)(conversation).text == ""
+
+
+def test_a_looping_lm_is_replaced_by_the_passage(route: WidgetRoute, models: FakeModels) -> None:
+    # the bundled model sometimes repeats one sentence until it runs out of tokens
+    models.lm.pieces = ["Silver members can return items within 30 days of delivery. "] * 4
+    events = _ask(_conversation(route), QUESTION)
+
+    message = _stored(events)
+    assert events[-1].replaced
+    assert message.generator == "extractive" and message.text.count("30 days") == 1
+    assert message.timings["replaced"] == "repeats"
+
+
+def test_a_list_of_tiers_is_not_a_loop() -> None:
+    from apps.chat.services.reply_checks import repeats
+
+    tiers = ("Gold members can return items at any time. Silver members can return items within 6 months. "
+             "Bronze members can return items within 90 days.")
+    assert not repeats(tiers)
+    assert repeats("1. 1. 1. 1. 1. 1. 1. 1. 1. 1. 1. 1. 1. 1. 1. 1. 1. 1. 1. 1.")

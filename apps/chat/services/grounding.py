@@ -161,7 +161,8 @@ def _stem(word: str) -> str:
     return word
 
 
-def _content_stems(text: str) -> set[str]:
+def content_stems(text: str) -> set[str]:
+    """The stemmed content words of ``text`` (stopwords and one-letter words out)."""
     return {_stem(w) for w in _words(text) if w not in _STOPWORDS and len(w) > 1}
 
 
@@ -245,7 +246,7 @@ def grounding_check(reply: str, passages: Sequence[PassageLike], *, embedder: Su
     context = units + [f"{p.article_title} {p.heading}" for p in passages]
     passage_numbers = set().union(*(_numbers(u) for u in context))
     missing = sorted(set().union(*(_numbers(s) for s in sentences)) - passage_numbers)
-    passage_words = set().union(*(_content_stems(u) for u in context))
+    passage_words = set().union(*(content_stems(u) for u in context))
     # Each passage sentence, and each pair of neighbours (a reply sentence may join two).
     references = units + [f"{a} {b}" for t in texts for a, b in itertools.pairwise(text_units(t))]
     reply_vectors = np.asarray(embedder.embed(sentences), dtype=np.float32)
@@ -253,7 +254,7 @@ def grounding_check(reply: str, passages: Sequence[PassageLike], *, embedder: Su
     scores = [round(float(s), 4) for s in similarity.max(axis=1)]
     support = []
     for sentence, cosine in zip(sentences, scores, strict=True):
-        words = _content_stems(sentence)
+        words = content_stems(sentence)
         novel = len(words - passage_words) / len(words) if words else 0.0
         support.append(cosine - NOVEL_PENALTY * novel)
     lowest = round(min(support), 4)
@@ -315,10 +316,10 @@ def extractive_answer(
         return ""
     question_vector = np.asarray(embedder.embed([question]), dtype=np.float32)[0]
     cosines = passage_vectors.get([c[2] for c in candidates], embedder) @ question_vector
-    asked = _content_stems(question)
+    asked = content_stems(question)
     scores = []
     for (rank, _, unit), cosine in zip(candidates, cosines, strict=True):
-        overlap = len(asked & _content_stems(unit)) / len(asked) if asked else 0.0
+        overlap = len(asked & content_stems(unit)) / len(asked) if asked else 0.0
         scores.append(float(cosine) + EXTRACT_OVERLAP_WEIGHT * overlap - EXTRACT_RANK_PENALTY * rank)
     order = sorted(range(len(candidates)), key=lambda i: -scores[i])
     best = scores[order[0]]

@@ -46,7 +46,7 @@ from django.utils import timezone
 
 from apps.chat.models import Conversation, Message
 from apps.chat.services import prompting
-from apps.chat.services.conversations import article_url, conversation_handoff
+from apps.chat.services.conversations import conversation_handoff
 from apps.chat.services.decision import Decision, IntentGuess, decide
 from apps.chat.services.guard import injection_suspected, reply_leaks, sanitize_passage
 from apps.chat.services.index import Passage, akb_search
@@ -88,14 +88,6 @@ class HandedOff:
 ReplyEvent = ReplyStarted | ReplyToken | ReplyFinished | HandedOff
 
 
-@dataclass(frozen=True)
-class Draft:
-    """An agent-assist draft: not stored; ``text`` is "" when nothing in the KB fits."""
-
-    text: str
-    sources: list[dict[str, Any]] = field(default_factory=list)
-
-
 @dataclass
 class _Run:
     """What one reply has gathered so far (timings in ms since the start)."""
@@ -125,8 +117,8 @@ def _passage_sources(passages: list[Passage]) -> list[dict[str, Any]]:
     ]
 
 
-def _safe_passages(passages: list[Passage]) -> list[dict[str, str]]:
-    """The passages as the prompt reads them, with instruction-like lines removed."""
+def safe_passages(passages: list[Passage]) -> list[dict[str, str]]:
+    """The passages as the prompt reads them, with instruction-like lines removed (``guard``)."""
     return [
         {"article_title": p.article_title, "heading": p.heading, "text": sanitize_passage(p.text)} for p in passages
     ]
@@ -313,7 +305,7 @@ async def _answer(
     run.versions["embedder"] = str(getattr(embedder, "version", ""))
     suspected = injection_suspected(question)
     run.timings["injection_suspected"] = suspected
-    messages = prompting.build_messages(question, _safe_passages(passages), history)
+    messages = prompting.build_messages(question, safe_passages(passages), history)
     text, leaked = "", False
     try:
         async for event in _generate(lm, messages, run, message_id=message.pk, stream_out=not suspected):
@@ -356,67 +348,3 @@ async def _answer(
     }
     message = await _message_save(message, fields)
     yield ReplyFinished(message, replaced=final != "".join(run.streamed))
-
-
-# --- agent assist -------------------------------------------------------------------------
-
-
-def _draft_questions(conversation: Conversation) -> list[str]:
-    """What a draft may answer, best first: the customer's messages since the last reply by the
-    assistant or an agent (joined), then their earlier messages, newest first ("I want a
-    person" after a returns question: the draft answers the returns question)."""
-    rows = list(
-        Message.objects.filter(conversation=conversation)
-        .exclude(role=Message.Role.SYSTEM)
-        .order_by("-pk")
-        .values_list("role", "text")[:20]
-    )
-    latest: list[str] = []
-    earlier: list[str] = []
-    for role, text in rows:
-        if role != Message.Role.CUSTOMER:
-            if latest:
-                latest.append("")  # the latest turn ends here
-            continue
-        (earlier if "" in latest else latest).append(text)
-    latest = [text for text in latest if text]
-    candidates = [" ".join(reversed(latest[:3])).strip(), *earlier[:3]]
-    return [text for text in candidates if text.strip()]
-
-
-class DraftUnavailable(Exception):
-    """No embedder or chat LM can be loaded in this process: no draft (the API's 503)."""
-
-
-async def draft_reply(conversation: Conversation) -> Draft:
-    """A KB-grounded reply to the customer's latest question(s), for an agent to edit or send.
-
-    Same retrieval, generation, grounding check and extractive fallback as ``reply_events``,
-    without streaming and without storing anything. ``Draft("")`` when there is no customer
-    question or nothing in the KB comes close.
-    """
-    question, passages = "", []
-    try:
-        for candidate in await sync_to_async(_draft_questions)(conversation):
-            found = await _retrieve(candidate, _Run())
-            if found and found[0].score >= settings.TRELLIS_CHAT_MIN_PASSAGE_SCORE:
-                question, passages = candidate, found
-                break
-        if not passages:
-            return Draft("")
-        embedder = await sync_to_async(model_get)("embedder")
-        lm = await sync_to_async(model_get)("chat-lm")
-    except Exception as exc:  # ml.registry.ModelUnavailable, a broken artifact: nothing to draft with
-        raise DraftUnavailable(f"No model can draft replies on this server: {exc}") from exc
-    sources = [
-        {"article_id": p.article_id, "title": p.article_title, "heading": p.heading, "url": article_url(p.article_id)}
-        for p in passages
-    ]
-    messages = prompting.build_messages(question, _safe_passages(passages))
-    try:
-        text = await lm.complete(messages, max_new_tokens=settings.TRELLIS_CHAT_MAX_REPLY_TOKENS, temperature=0.0)
-    except (BusyError, RuntimeError, ValueError) as exc:
-        log.info("draft from the passages (%s)", exc)
-        return Draft(await extractive_reply(question, passages, embedder), sources)
-    final, *_ = await reply_checked(text, question, passages, embedder, leaked=False)
-    return Draft(final, sources)

@@ -25,12 +25,32 @@ _DECLINES = re.compile(
 )
 
 
+# The 135M model sometimes loops ("1. 1. 1. ...", one sentence seven times) until it runs out
+# of tokens; such a reply can still pass the grounding check sentence by sentence. Six words
+# repeated three times is a loop: a list of three tiers ("Gold members can return ...",
+# "Silver members can return ...") shares at most five.
+_LOOP_WORDS, _LOOP_TIMES = 6, 3
+_WORDS = re.compile(r"\w+")
+
+
 def _lane(embedder: Any) -> Any:
     return getattr(embedder, "lane", None) or default_lane()
 
 
 def declines(text: str) -> bool:
     return prompting.says_unknown(text) or bool(_DECLINES.search(text))
+
+
+def repeats(text: str) -> bool:
+    """True when the reply loops: some run of six words comes back three times or more."""
+    words = _WORDS.findall(text.lower())
+    seen: dict[tuple[str, ...], int] = {}
+    for i in range(len(words) - _LOOP_WORDS + 1):
+        gram = tuple(words[i : i + _LOOP_WORDS])
+        seen[gram] = seen.get(gram, 0) + 1
+        if seen[gram] >= _LOOP_TIMES:
+            return True
+    return False
 
 
 async def reply_checked(
@@ -47,6 +67,7 @@ async def reply_checked(
         result = await _lane(embedder).call(grounding_check, uncited, passages, embedder=embedder)
         grounded, score = bool(result.grounded), round(float(result.score), 4)
     why = "leak" if leaked else "empty" if not text else "declined" if declines(text) else ""
+    why = why or ("repeats" if repeats(text) else "")
     why = why or ("not grounded" if not grounded else "")
     if not why:
         return text, Message.Generator.LM, grounded, score, ""
