@@ -12,38 +12,24 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("TRELLIS_TORCH_THREADS", "1")
-os.environ["TRELLIS_VAR_DIR"] = tempfile.mkdtemp(prefix="bench-min-score-")
-os.environ.setdefault("TRELLIS_ARTIFACTS_DIR", str(REPO / "var" / "artifacts"))
-os.environ["TRELLIS_KB_DIR"] = str(Path(os.environ["TRELLIS_VAR_DIR"]) / "kb")
-os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"):
-    os.environ.pop(name, None)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.chat_kb import QUESTIONS, kb_bench_setup, kb_demo_build  # noqa: E402
+
+kb_bench_setup("bench-min-score-")
 
 import json  # noqa: E402
 import statistics  # noqa: E402
 from collections import Counter  # noqa: E402
 
-import django  # noqa: E402
-
-django.setup()
-
 from django.conf import settings  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 
-from apps.chat.management.commands.kb_demo import DATASET  # noqa: E402
 from apps.chat.services.decision import IntentGuess, decide  # noqa: E402
-from apps.chat.services.demo import demo_load  # noqa: E402
-from apps.chat.services.index import kb_index_build, kb_search  # noqa: E402
+from apps.chat.services.index import kb_search  # noqa: E402
 from apps.mlops.services.serving import model_get  # noqa: E402
 
-QUESTIONS = REPO / "bench" / "data" / "chat_questions.jsonl"
 THRESHOLDS = [0.2, 0.25, 0.28, 0.3, 0.32, 0.35, 0.4, 0.45, 0.5]
 
 
@@ -54,9 +40,7 @@ def _summary(scores: list[float]) -> str:
 
 
 def main() -> None:
-    call_command("migrate", verbosity=0)
-    demo_load(DATASET, queue_index=False)
-    kb_index_build()
+    kb_demo_build()
     rows = [json.loads(line) for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line.strip()]
     intent = model_get("intent")
     predictions = intent.predict([r["question"] for r in rows])

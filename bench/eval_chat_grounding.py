@@ -25,21 +25,14 @@ unanswerable questions declined.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("TRELLIS_TORCH_THREADS", "1")
-os.environ["TRELLIS_VAR_DIR"] = tempfile.mkdtemp(prefix="bench-grounding-")
-os.environ.setdefault("TRELLIS_ARTIFACTS_DIR", str(REPO / "var" / "artifacts"))
-os.environ["TRELLIS_KB_DIR"] = str(Path(os.environ["TRELLIS_VAR_DIR"]) / "kb")
-os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"):
-    os.environ.pop(name, None)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.chat_kb import QUESTIONS, kb_bench_setup, kb_demo_build  # noqa: E402
+
+kb_bench_setup("bench-grounding-")
 
 import asyncio  # noqa: E402
 import json  # noqa: E402
@@ -48,20 +41,12 @@ import re  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
-import django  # noqa: E402
-
-django.setup()
-
-from django.core.management import call_command  # noqa: E402
-
 from apps.chat.management.commands.kb_demo import DATASET  # noqa: E402
 from apps.chat.models import Article  # noqa: E402
-from apps.chat.services.demo import demo_load  # noqa: E402
-from apps.chat.services.index import kb_index_build, kb_search  # noqa: E402
+from apps.chat.services.index import kb_search  # noqa: E402
 from apps.chat.services.prompting import MAX_PASSAGES, build_messages, cited_numbers, says_unknown  # noqa: E402
 from apps.mlops.services.serving import model_get  # noqa: E402
 
-QUESTIONS = REPO / "bench" / "data" / "chat_questions.jsonl"
 SEARCH_DEPTH = 20  # passages searched to rank distinct articles for hit@k
 
 
@@ -200,9 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     from ml.devices import configure_threads
 
     configure_threads()
-    call_command("migrate", verbosity=0, skip_checks=True)
-    demo_load(DATASET, queue_index=False)
-    kb_index_build()
+    kb_demo_build()
     _log("knowledge base indexed")
     keys = dict(Article.objects.values_list("pk", "external_id"))
     rows = load_questions(args.questions, args.limit)
