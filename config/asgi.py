@@ -33,6 +33,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from apps.accounts.ws_auth import TrellisAuthMiddlewareStack  # noqa: E402
 from apps.chat.ws_origin import WidgetOriginValidator  # noqa: E402
 from apps.core.middleware import AsgiBodySizeLimit  # noqa: E402
+from apps.serving.fastpath import EmbeddingsFastPath  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 
 
@@ -61,7 +62,10 @@ django_asgi_app = TrellisAsgiHandler()
 
 application = ProtocolTypeRouter(
     {
-        "http": AsgiBodySizeLimit(django_asgi_app),
+        # POST /v1/embeddings from a known token skips Django's stack (apps.serving.fastpath).
+        "http": AsgiBodySizeLimit(
+            EmbeddingsFastPath(django_asgi_app) if settings.TRELLIS_EMBEDDINGS_FAST_PATH else django_asgi_app
+        ),
         # Our own hosts' pages only (AllowedHostsOriginValidator), except the widget's
         # conversation socket, which also takes the origins its widget route lists.
         "websocket": WidgetOriginValidator(TrellisAuthMiddlewareStack(URLRouter(websocket_urlpatterns))),

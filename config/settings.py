@@ -299,6 +299,9 @@ REST_FRAMEWORK = {
 
 # --- Inference API (apps/serving): per-request limits (bodies are capped by TRELLIS_MAX_BODY_BYTES).
 TRELLIS_SERVING_MAX_TEXTS = env.int("TRELLIS_SERVING_MAX_TEXTS", default=256)  # texts per request
+# POST /v1/embeddings from a remembered API token answered ahead of Django's stack
+# (apps.serving.fastpath; same checks and answers). 0: every request through Django.
+TRELLIS_EMBEDDINGS_FAST_PATH = env.bool("TRELLIS_EMBEDDINGS_FAST_PATH", default=True)
 TRELLIS_SERVING_MAX_TEXT_CHARS = env.int("TRELLIS_SERVING_MAX_TEXT_CHARS", default=10_000)  # characters per text
 TRELLIS_SERVING_MAX_TOKENS = env.int("TRELLIS_SERVING_MAX_TOKENS", default=1024)  # largest max_tokens of a chat reply
 

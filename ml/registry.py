@@ -163,6 +163,16 @@ class Registry:
         active = self.active(role)
         return self._load(active)
 
+    def ready(self, role: str) -> tuple[ActiveVersion, Any] | None:
+        """The active version of ``role`` and its loaded model if both are already in memory
+        (no disk read, no load: safe on an event loop); None otherwise (call ``get``)."""
+        with self._lock:
+            active = self._active.get(role)
+            if active is None:
+                return None
+            model = self._loaded.get((role, str(active.path)))
+        return None if model is None else (active, model)
+
     def active(self, role: str) -> ActiveVersion:
         """The version ``role`` serves now (the bundled default if none was activated)."""
         with self._lock:

@@ -73,6 +73,18 @@ def _manifest_reload(registry: Registry, role: str, path: str) -> None:
         log.error("could not apply the new manifest of %s (%s): %s", role, path, exc)
 
 
+def model_get_ready(role: str) -> tuple[str, Any] | None:
+    """The version id and loaded model serving ``role`` when using them needs no I/O: the
+    registry synced with the database in the last ``SYNC_INTERVAL_S`` and the version is in
+    memory. None otherwise: call ``model_get`` off the event loop (it syncs and loads)."""
+    with _lock:
+        last = _synced.get(role)
+    if last is None or time.monotonic() - last[0] > SYNC_INTERVAL_S:
+        return None
+    ready = default_registry().ready(role)
+    return None if ready is None else (ready[0].version, ready[1])
+
+
 def model_get(role: str) -> Any:
     """The loaded model serving ``role`` in this process (see ``ml.registry``)."""
     return registry_sync(role).get(role)

@@ -17,7 +17,7 @@ from typing import Any
 from apps.accounts.roles import user_has_role
 from apps.mlops.models import ModelRole, ModelVersion
 from apps.mlops.permissions import ROLE_OWNERS, visible_roles
-from apps.mlops.services.serving import model_get, registry_error, registry_sync
+from apps.mlops.services.serving import model_get, model_get_ready, registry_error, registry_sync
 from apps.serving.exceptions import ModelForbidden, ModelUnavailable, UnknownModel, WrongModel
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,16 @@ def serving_model(role: str, *, promoted_at: bool = False) -> ServedModel:
         created=created,
         base_model=manifest.base_model or "",
     )
+
+
+def serving_ready(role: str) -> tuple[str, Any] | None:
+    """The id of what serves ``role`` (as ``serving_model``) and its loaded model, when both
+    are known without I/O (``model_get_ready``: synced lately, in memory); else None."""
+    ready = model_get_ready(role)
+    if ready is None:
+        return None
+    version, model = ready
+    return (role + DEFAULT_SUFFIX if version == "default" else version), model
 
 
 def model_check_access(*, user: Any, role: str) -> None:
