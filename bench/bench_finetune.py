@@ -108,13 +108,8 @@ def _stratified(rows: list[tuple[str, str]], n: int) -> list[tuple[str, str]]:
 
 
 def probe(encoders: list[Path], n_train: int, n_test: int, batch_size: int) -> list[dict[str, Any]]:
-    """Frozen-encoder baseline: logistic regression on normalised sentence embeddings."""
-    import time
-
-    import numpy as np
-    from sentence_transformers import SentenceTransformer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import accuracy_score, f1_score
+    """Frozen-encoder baseline (``bench.probe``) per encoder and task, on stratified subsets."""
+    from bench.probe import frozen_probe
 
     tasks = {
         "tweets valid": (read_sentiment(DATASET / "sent_train.csv"), read_sentiment(DATASET / "sent_valid.csv")),
@@ -123,21 +118,12 @@ def probe(encoders: list[Path], n_train: int, n_test: int, batch_size: int) -> l
     }
     out = []
     for encoder in encoders:
-        model = SentenceTransformer(str(encoder), device="cpu", local_files_only=True)
         for task, (train, test) in tasks.items():
             train, test = _stratified(train, n_train), _stratified(test, n_test)
-            started = time.perf_counter()
-            x_train = model.encode([t for t, _ in train], batch_size=batch_size, normalize_embeddings=True)
-            x_test = model.encode([t for t, _ in test], batch_size=batch_size, normalize_embeddings=True)
-            seconds = time.perf_counter() - started
-            head = LogisticRegression(max_iter=2000, C=10.0).fit(x_train, [y for _, y in train])
-            pred = head.predict(np.asarray(x_test))
-            gold = [y for _, y in test]
+            scores = frozen_probe(encoder, train, test, batch_size=batch_size)
             name = encoder.parent.name if encoder.name == "model" else encoder.name  # bundled: package name
             out.append({"encoder": name, "task": task, "train": len(train), "test": len(test),
-                        "accuracy": accuracy_score(gold, pred),
-                        "weighted_f1": f1_score(gold, pred, average="weighted"),
-                        "sentences_per_s": (len(train) + len(test)) / seconds})
+                        **{k: scores[k] for k in ("accuracy", "weighted_f1", "sentences_per_s")}})
             print(json.dumps(out[-1]), flush=True)
     return out
 
