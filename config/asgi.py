@@ -14,6 +14,10 @@ thread per request was a fifth of the event loop's time under 16 concurrent embe
 clients (py-spy, bench/bench_serving.py). The price: a model load that such a request
 triggers (a model's first use in the process, the hot swap after a promotion: well under a
 second for the bundled models) holds that thread, and the others' steps wait for it.
+
+``POST /v1/embeddings`` from an API token this process already checked is answered before
+Django's handler by ``apps.serving.fastpath`` (same checks, same answer; everything else goes on
+to Django whole); ``TRELLIS_EMBEDDINGS_FAST_PATH=0`` sends every request through Django.
 """
 
 import os
