@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from pathlib import Path
 
@@ -9,9 +10,11 @@ import numpy as np
 import pytest
 import torch
 
+from bench.datasets import BANKING77_DIR, read_labelled_csv
 from ml.artifacts import Manifest, write_manifest
 from ml.classify import Classifier, FewShotClassifier, Prediction, ZeroShotClassifier
 from ml.defaults import embedder_weights
+from ml.finetune.fewshot import CachedEmbedder
 from ml.sequence_classifier import SequenceClassifier, load_sequence_classifier
 
 LABELS = ["bearish", "bullish", "neutral"]
@@ -205,6 +208,26 @@ def test_few_shot_beats_majority_baseline_and_round_trips(embedder, registry, tm
     assert loaded.labels == clf.labels == sorted(FEWSHOT)
     texts = [t for t, _ in held_out]
     np.testing.assert_allclose(loaded.predict_proba(texts), clf.predict_proba(texts), atol=1e-6)
+
+
+@pytest.mark.skipif(not (BANKING77_DIR / "train.csv").is_file(), reason="BANKING77 not present")
+def test_few_shot_penalty_weakens_with_more_rows_so_larger_sets_are_not_under_fit(embedder):
+    # given 30 BANKING77 intents, 30 training questions each, and their test questions
+    rows = read_labelled_csv(BANKING77_DIR / "train.csv", "category")
+    intents = sorted({label for _, label in rows})[:30]
+    rng = random.Random(0)  # noqa: S311 - a seeded test sample
+    train = [row for intent in intents for row in rng.sample([r for r in rows if r[1] == intent], 30)]
+    test = [r for r in read_labelled_csv(BANKING77_DIR / "test.csv", "category") if r[1] in intents]
+    memo = CachedEmbedder(embedder)  # both heads read the same embeddings
+
+    def accuracy(l2: float | None) -> float:
+        clf = FewShotClassifier.fit(memo, [t for t, _ in train], [y for _, y in train], seed=0, l2=l2)
+        return float(np.mean([p.label == y for p, (_, y) in zip(clf.predict([t for t, _ in test]), test,
+                                                                strict=True)]))
+
+    # when fitted with the default penalty (scaled to the 900 rows) and with a fixed 1e-3
+    # then the default generalises better (measured: 0.958 vs 0.938 on these 600 questions)
+    assert accuracy(None) > accuracy(1e-3) + 0.01
 
 
 def test_few_shot_rejects_one_class_and_mismatched_lengths(embedder):
