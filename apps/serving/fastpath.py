@@ -126,14 +126,13 @@ def _plain_text(value: Any, limit: int) -> bool:
             and not any("\ud800" <= c <= "\udfff" for c in value))
 
 
-def _checked(scope: Scope, body: bytes) -> _Request | None:
-    """The request if every check passes on this path; None: Django answers it."""
+def _checked(scope: Scope, key: str, body: bytes) -> _Request | None:
+    """The request (``key``: its API token) if every check passes here; None: Django answers it."""
     if _header(scope, b"origin") is not None or (settings.SECURE_SSL_REDIRECT and not _is_secure(scope)):
         return None
     if not (_header(scope, b"content-length") or b"").isdigit():  # Django reads a body by its length only
         return None
-    key = _token_key(scope)
-    remembered = token_cache_get(key) if key else None
+    remembered = token_cache_get(key)
     if remembered is None:
         return None
     user, token = remembered
@@ -219,13 +218,15 @@ class EmbeddingsFastPath:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (scope["type"] != "http" or scope.get("method") != "POST"
-                or scope.get("path", "").removeprefix(scope.get("root_path", "")) != PATH
-                or _token_key(scope) is None):
+        key = None
+        if (scope["type"] == "http" and scope.get("method") == "POST"
+                and scope.get("path", "").removeprefix(scope.get("root_path", "")) == PATH):
+            key = _token_key(scope)
+        if key is None:
             await self.app(scope, receive, send)
             return
         body, messages = await _read_body(receive)
-        request = _checked(scope, body) if messages[-1]["type"] == "http.request" else None
+        request = _checked(scope, key, body) if messages[-1]["type"] == "http.request" else None
         if request is None or not await _throttle_allows(request):
             await self.app(scope, _replaying(messages, receive), send)
             return

@@ -35,6 +35,13 @@ class CountingApp:
         await django_asgi_app(scope, receive, send)
 
 
+@pytest.fixture(autouse=True)
+def _tokens_remembered_for_the_whole_test(settings):
+    """A token stays remembered however slow a test's first request is (imports, first model
+    use): its 5 s default would send a later request to Django on a loaded machine."""
+    settings.TRELLIS_TOKEN_CACHE_S = 3600
+
+
 @pytest.fixture
 def django_app():
     """Django's app, its requests leaving the test's database connection open (as its test
