@@ -86,6 +86,8 @@ def main() -> int:
                         help="balanced helps rare classes (macro-F1); none favours weighted F1/accuracy")
     parser.add_argument("--out", default=None, help="keep the artifact here (default: temporary)")
     parser.add_argument("--base-model", default=None, help="encoder folder (default: bundled MiniLM)")
+    parser.add_argument("--pooling", choices=["mean", "cls"], default="mean",
+                        help="the head reads the mean of the token states (default) or BERT's [CLS] pooler")
     parser.add_argument("--no-probe", action="store_true", help="skip the frozen-probe baseline")
     ns = parser.parse_args()
 
@@ -111,7 +113,7 @@ def main() -> int:
             data=train, test_data=test, role=bench.role, output_dir=out, method=ns.method,
             epochs=ns.epochs or bench.epochs, learning_rate=ns.lr, batch_size=ns.batch_size,
             max_length=ns.max_length, max_train_rows=ns.max_train_rows, seed=ns.seed,
-            dev_fraction=0.1, max_bytes=None, class_weighting=ns.class_weighting,
+            dev_fraction=0.1, max_bytes=None, class_weighting=ns.class_weighting, pooling=ns.pooling,
             **({"base_model": str(base)} if ns.base_model else {}))
         started = time.perf_counter()
         result = train_classifier(args, progress=_print_event)
@@ -120,7 +122,8 @@ def main() -> int:
     score = metrics[bench.metric]
     verdict = "meets" if score >= bench.goal else "below"
     print(json.dumps({k: metrics[k] for k in ("accuracy", "macro_f1", "weighted_f1")}, indent=2))
-    print(f"{ns.benchmark} {ns.method}: {bench.metric} {score:.4f} on {len(result.test_rows)} rows "
+    pooling = result.manifest.extra["pooling"]
+    print(f"{ns.benchmark} {ns.method} ({pooling} pooling): {bench.metric} {score:.4f} on {len(result.test_rows)} rows "
           f"({verdict} the goal {bench.goal}); epochs run {result.manifest.extra['epochs_run']}, "
           f"best {result.manifest.extra['best_epoch']}, {elapsed:.0f} s"
           + (f"; smoke run on {ns.max_train_rows} train rows" if ns.max_train_rows else ""))

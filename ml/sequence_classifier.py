@@ -208,6 +208,16 @@ def _wants_int8(manifest: Manifest, info: devices.DeviceInfo) -> bool:
     return bool(manifest.extra.get("quantize", False))
 
 
+def _apply_manifest_pooling(model: torch.nn.Module, path: Path, manifest: Manifest) -> None:
+    """The pooling the artifact was trained with (``extra.pooling``; older artifacts: ``cls``)."""
+    from ml.mean_pooling import apply_pooling
+
+    try:
+        apply_pooling(model, str(manifest.extra.get("pooling", "cls")))
+    except ValueError as exc:
+        raise ArtifactError(f"{manifest.kind} at {path}: {exc}") from exc
+
+
 def _load_lora_model(path: Path, manifest: Manifest, labels: list[str]) -> torch.nn.Module:
     """The base model with the artifact's adapter (LoRA, AdaLoRA, IA3 or prompt tuning)."""
     from transformers import AutoModelForSequenceClassification
@@ -223,6 +233,7 @@ def _load_lora_model(path: Path, manifest: Manifest, labels: list[str]) -> torch
         id2label=dict(enumerate(labels)),
         label2id={label: i for i, label in enumerate(labels)},
     )
+    _apply_manifest_pooling(model, path, manifest)  # before the adapter: the modules it was saved with
     # The head was trained as a ``modules_to_save`` copy inside the adapter; merging folds
     # the adapter into the base weights (all but prompt tuning) so inference costs the same
     # as a plain model.
@@ -258,6 +269,7 @@ def load_sequence_classifier(path: Path, manifest: Manifest, registry: Registry)
     else:
         source = str(weights_dir(path, manifest))
         model = AutoModelForSequenceClassification.from_pretrained(source)  # nosec B615  # local artifact folder
+        _apply_manifest_pooling(model, path, manifest)
         tokenizer = AutoTokenizer.from_pretrained(source)  # nosec B615  # local artifact folder, not a hub id
         if not labels:
             id2label = model.config.id2label

@@ -34,6 +34,7 @@ from ml.finetune.data import DatasetInvalid, Split, class_weights, stratified_sp
 from ml.finetune.events import EpochDone, Progress, StepDone, TrainingDone, TrainingEvent, TrainingStarted
 from ml.finetune.loop import Evaluation, LoopSettings, Trainer, epoch_batches, head_parameter_names, seed_all
 from ml.finetune.params import add_cli_flags
+from ml.mean_pooling import POOLINGS, pooling_of, use_mean_pooling
 
 __all__ = ["ClassifierTrainArgs", "DatasetInvalid", "TrainResult", "TrainingCancelled",
            "evaluate_artifact", "predict_texts", "train_classifier", "main"]
@@ -85,6 +86,8 @@ def _build_model(args: ClassifierTrainArgs, labels: list[str],
     model = AutoModelForSequenceClassification.from_pretrained(  # nosec B615  # local base-model folder, not a hub id
         str(args.base_model), num_labels=len(labels),
         id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)})
+    if args.pooling == "mean":
+        use_mean_pooling(model)  # before peft, which must not copy a pooler that is gone
     # total_steps: AdaLoRA's rank-budget schedule needs it; the other methods ignore it.
     return wrap_for_training(model, args.method, r=args.lora_r, alpha=args.lora_alpha,
                              dropout=args.lora_dropout, total_steps=total_steps)
@@ -304,6 +307,7 @@ def _finish(args: ClassifierTrainArgs, model: torch.nn.Module, tokenizer: Any, l
         task="text-classification", labels=labels, data_hash=data_hash, metrics=metrics,
         parent_version=args.parent_version, job_key=args.job_key,
         extra={"max_length": args.max_length, "method": args.method, "adapter": adapter,
+               "pooling": pooling_of(model),
                "epochs_run": len(run["history"]), "best_epoch": run["best_epoch"],
                "split": split.sizes(), "train_args": args.record(), "resumed_from_step": resumed_from,
                "steps": run["step"], "train_seconds": sum(h["train_seconds"] for h in run["history"])})
@@ -348,6 +352,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--role", required=True, help="registry role, e.g. intent or sentiment")
     parser.add_argument("--out", required=True, help="artifact directory to write")
     parser.add_argument("--method", choices=METHODS, default="full")
+    parser.add_argument("--pooling", choices=POOLINGS, default="mean",
+                        help="sentence vector the head reads: mean of the token states, or BERT's [CLS] pooler")
     add_cli_flags(parser, "classifier", defaults=True)
     parser.add_argument("--labels", default=None, help="comma-separated expected labels")
     parser.add_argument("--test-data", default=None, help="held-out test file (else 10%% of data)")

@@ -51,8 +51,9 @@ DEFAULT_LR = {"full": 5e-5, "lora": 5e-4, "adalora": 5e-4, "ia3": 3e-3, "prompt"
 _LORA_TARGETS = {"bert": ["query", "value"], "mpnet": ["q", "v"]}
 _IA3_TARGETS = {"bert": ["key", "value", "output.dense"], "mpnet": ["k", "v", "output.dense"]}
 _IA3_FEEDFORWARD = {"bert": ["output.dense"], "mpnet": ["output.dense"]}
-# Trained and saved with every adapter: the classification head and, on BERT, the pooler
-# (a dense layer on [CLS] that sentence-transformers' mean pooling never trained).
+# Trained and saved with every adapter: the classification head and, on BERT with
+# ``pooling="cls"``, the pooler (a dense layer on [CLS] that sentence-transformers' mean
+# pooling never trained).
 _HEAD_MODULES = ("classifier", "score", "pooler")
 _TASKS = {"seq-cls": "SEQ_CLS", "causal-lm": "CAUSAL_LM"}
 _PEFT_TYPE_TO_METHOD = {"LORA": "lora", "ADALORA": "adalora", "IA3": "ia3", "PROMPT_TUNING": "prompt"}
@@ -75,7 +76,9 @@ def _targets(model: torch.nn.Module, table: dict[str, list[str]], method: str) -
 def _head_modules(model: torch.nn.Module, task: str) -> list[str] | None:
     if task != "seq-cls":
         return None
-    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    # Modules with weights only: a mean-pooling "pooler" (ml.mean_pooling) has none to save.
+    present = {name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+               if next(module.parameters(), None) is not None}
     return [name for name in _HEAD_MODULES if name in present]
 
 

@@ -111,14 +111,17 @@ def test_lora_adapter_beats_baseline_and_reloads_identically(rows, tmp_path):
     assert (art / "adapter_model.safetensors").stat().st_size < 2_000_000
     assert Path(result.manifest.base_model).is_dir()
 
-    # when reloaded with plain transformers + peft
+    # when reloaded with plain transformers + peft (and the pooling the manifest names)
     import torch
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from ml.mean_pooling import apply_pooling
+
     labels = result.manifest.labels
     base = AutoModelForSequenceClassification.from_pretrained(result.manifest.base_model,
                                                               num_labels=len(labels))
+    assert apply_pooling(base, result.manifest.extra["pooling"]) == "mean"
     model = PeftModel.from_pretrained(base, str(art)).eval()
     tok = AutoTokenizer.from_pretrained(str(art))
     texts = [t for t, _ in result.test_rows]
@@ -248,16 +251,73 @@ def test_head_only_phase_leaves_the_encoder_untouched_and_the_head_learns_faster
     # then the optimizer gives the head (and only the head) 10x the encoder's rate
     model = _build_model(args, ["account", "refund", "shipping"])
     head = head_parameter_names(model)
-    assert {n.split(".")[0] for n in head} == {"bert", "classifier"}  # the pooler and the new classifier
+    assert {n.split(".")[0] for n in head} == {"classifier"}  # mean pooling: no pooler weights
     rates = {g["lr"] for g in _optimizer(model, args, head).param_groups}
     assert rates == {1e-4, 1e-3}
 
     # when it trains
     result = train_classifier(args)
 
-    # then the saved encoder equals the base encoder while the head (pooler included) trained
+    # then the saved encoder equals the base encoder, the head trained, and no [CLS] pooler is saved
     saved = load_file(str(result.artifact_dir / "model.safetensors"))
     base = load_file(str(embedder_weights() / "model.safetensors"))
     for name in ("encoder.layer.0.attention.self.query.weight", "encoder.layer.5.output.dense.weight"):
         assert saved[f"bert.{name}"].equal(base[name])
-    assert not saved["bert.pooler.dense.weight"].equal(base["pooler.dense.weight"])
+    assert "bert.pooler.dense.weight" not in saved
+    assert result.manifest.extra["pooling"] == "mean"
+
+
+def test_the_mean_pooling_head_reads_the_sentence_vector_the_frozen_probe_reads(tmp_path):
+    # given the fine-tune model of the bundled MiniLM (mean pooling, the default) and its embedder
+    import torch
+    from transformers import AutoTokenizer
+
+    from ml.defaults import embedder_weights
+    from ml.embeddings import Embedder
+    from ml.finetune.classification import _build_model
+
+    texts = ["Where is my parcel?", "I forgot my password and cannot log in to my account today"]
+    args = _args([], tmp_path / "m")
+    model = _build_model(args, ["a", "b"]).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(embedder_weights()))
+    enc = tokenizer(texts, padding=True, return_tensors="pt")  # the short text is padded
+
+    # when the encoder pools the padded batch
+    with torch.no_grad():
+        pooled = model.base_model(**enc).pooler_output
+
+    # then each row is the embedder's sentence vector (mask-averaged states, before normalising)
+    expected = Embedder(embedder_weights()).embed(texts)
+    got = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+    assert abs(got - expected).max() < 1e-4
+    # and BERT's [CLS] pooler (pooling="cls") gives another vector
+    cls_model = _build_model(_args([], tmp_path / "c", pooling="cls"), ["a", "b"]).eval()
+    with torch.no_grad():
+        cls_pooled = torch.nn.functional.normalize(cls_model.base_model(**enc).pooler_output, dim=-1).numpy()
+    assert abs(cls_pooled - expected).max() > 0.1
+
+
+def test_an_artifact_keeps_its_pooling_when_reloaded(rows, tmp_path):
+    # given a [CLS]-pooled LoRA artifact and a mean-pooled one, trained briefly on the same rows
+    from ml.artifacts import read_manifest
+    from ml.sequence_classifier import load_sequence_classifier
+
+    results = {pooling: train_classifier(_args(rows[:90], tmp_path / pooling, method="lora", epochs=1,
+                                               max_length=16, pooling=pooling))
+               for pooling in ("cls", "mean")}
+
+    for pooling, result in results.items():
+        # when each is loaded the way the registry loads it
+        manifest = read_manifest(result.artifact_dir)
+        classifier = load_sequence_classifier(result.artifact_dir, manifest, registry=None)  # type: ignore[arg-type]
+
+        # then it pools as it was trained, and predicts what training measured
+        assert manifest.extra["pooling"] == pooling
+        assert classifier.labels == ["account", "refund", "shipping"]
+        logits, _ = classifier.logits_and_features([t for t, _ in result.test_rows])
+        assert [classifier.labels[i] for i in logits.argmax(1)] == result.test_predictions
+
+
+def test_an_unknown_pooling_is_refused():
+    with pytest.raises(ValueError, match="pooling must be one of mean, cls"):
+        _args([("a", "x")], Path("/tmp/unused"), pooling="max")
