@@ -6,10 +6,13 @@ all-MiniLM-L6-v2) were trained to give sentence vectors as the mask-averaged las
 states instead, and their pooler was never trained for that: a fine-tune that starts from
 ``[CLS]`` starts from a worse sentence vector than the frozen probe it should beat.
 
-``use_mean_pooling(model)`` swaps the pooler for ``MaskedMeanPooler`` (no weights) and
-puts a forward pre-hook on the encoder that hands the attention mask to it, so the model
-keeps its class, its ``save_pretrained`` folder and its peft wrappers; the artifact's
-manifest says ``extra.pooling = "mean"`` and the loaders call ``apply_pooling`` again.
+``use_mean_pooling(model)`` puts a forward pre-hook on the encoder that keeps the
+attention mask of the pass, then either swaps BERT's pooler for ``MaskedMeanPooler`` (no
+weights: the head reads the sentence vector itself) or, for heads that read the first
+position of the hidden states (MPNet, RoBERTa: dense + tanh + projection), hands them the
+mean in that position. The model keeps its class, its ``save_pretrained`` folder and its
+peft wrappers; the artifact's manifest says ``extra.pooling = "mean"`` and the loaders
+call ``apply_pooling`` again.
 """
 
 from __future__ import annotations
@@ -31,10 +34,26 @@ class MaskedMeanPooler(torch.nn.Module):
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         mask = getattr(_CURRENT, "mask", None)
         _CURRENT.mask = None
-        if mask is None or mask.dim() != 2 or mask.shape[:2] != hidden_states.shape[:2]:
-            return hidden_states.mean(dim=1)
-        weights = mask.to(hidden_states.dtype).unsqueeze(-1)
-        return (hidden_states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+        return _masked_mean(hidden_states, mask)
+
+
+def _masked_mean(hidden_states: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    if mask is None or mask.dim() != 2 or mask.shape[:2] != hidden_states.shape[:2]:
+        return hidden_states.mean(dim=1)
+    weights = mask.to(hidden_states.dtype).unsqueeze(-1)
+    return (hidden_states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+
+def _mean_in_first_position(module: torch.nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """Forward pre-hook of a head that reads ``features[:, 0]``: that position becomes the mean."""
+    del module
+    mask = getattr(_CURRENT, "mask", None)
+    _CURRENT.mask = None
+    if not args or not isinstance(args[0], torch.Tensor) or args[0].dim() != 3:
+        return None
+    features = args[0]
+    mean = _masked_mean(features, mask).unsqueeze(1)
+    return (torch.cat([mean, features[:, 1:]], dim=1), *args[1:])
 
 
 def _stash_mask(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -46,28 +65,36 @@ def _stash_mask(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str
     _CURRENT.mask = mask
 
 
-def _encoder(model: torch.nn.Module) -> torch.nn.Module | None:
-    """The transformers encoder that owns a ``pooler`` (BERT-style), or None."""
-    encoder = getattr(model, "base_model", model)
-    pooler = getattr(encoder, "pooler", None)
-    return encoder if isinstance(pooler, torch.nn.Module) else None
+# Sequence-classification models whose ``classifier`` reads the first position of the
+# hidden states (``features[:, 0, :]``) through dense + tanh + out_proj.
+_FIRST_POSITION_HEADS = frozenset({"mpnet", "roberta", "xlm-roberta", "camembert"})
+_HOOKED = "_trellis_mean_pooling"
 
 
 def use_mean_pooling(model: torch.nn.Module) -> bool:
-    """Replaces the ``[CLS]`` pooler of a BERT-style classifier with mask-averaged states.
+    """Makes a sequence classifier read the mask-averaged hidden states.
 
-    Call it before wrapping the model with peft. Models whose encoder has no pooler
-    (DistilBERT, MPNet's classification head) are left as they are.
+    BERT-style encoders lose their ``[CLS]`` pooler (``MaskedMeanPooler`` instead); heads
+    that read the first position (MPNet, RoBERTa) get the mean there. Call it before
+    wrapping the model with peft. Other models (DistilBERT, ...) are left as they are.
 
     Returns:
         Whether the model now mean-pools.
     """
-    encoder = _encoder(model)
-    if encoder is None:
-        return False
-    if not isinstance(encoder.pooler, MaskedMeanPooler):
+    if pooling_of(model) == "mean":
+        return True
+    encoder = getattr(model, "base_model", model)
+    pooler = getattr(encoder, "pooler", None)
+    head = getattr(model, "classifier", None)
+    model_type = getattr(getattr(model, "config", None), "model_type", "")
+    if isinstance(pooler, torch.nn.Module):
         encoder.pooler = MaskedMeanPooler()
-        encoder.register_forward_pre_hook(_stash_mask, with_kwargs=True)
+    elif isinstance(head, torch.nn.Module) and model_type in _FIRST_POSITION_HEADS and encoder is not model:
+        head.register_forward_pre_hook(_mean_in_first_position)
+        setattr(head, _HOOKED, True)
+    else:
+        return False
+    encoder.register_forward_pre_hook(_stash_mask, with_kwargs=True)
     return True
 
 
@@ -86,4 +113,5 @@ def apply_pooling(model: torch.nn.Module, pooling: str) -> str:
 
 def pooling_of(model: torch.nn.Module) -> str:
     """``mean`` if ``model`` (plain or inside a peft wrapper) mean-pools, else ``cls``."""
-    return "mean" if any(isinstance(m, MaskedMeanPooler) for m in model.modules()) else "cls"
+    pooled = any(isinstance(m, MaskedMeanPooler) or getattr(m, _HOOKED, False) for m in model.modules())
+    return "mean" if pooled else "cls"

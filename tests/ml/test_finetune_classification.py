@@ -321,3 +321,34 @@ def test_an_artifact_keeps_its_pooling_when_reloaded(rows, tmp_path):
 def test_an_unknown_pooling_is_refused():
     with pytest.raises(ValueError, match="pooling must be one of mean, cls"):
         _args([("a", "x")], Path("/tmp/unused"), pooling="max")
+
+
+def test_an_mpnet_head_reads_the_mean_of_the_token_states():
+    # given a small MPNet classifier (its head reads position 0 through dense + tanh + out_proj)
+    import torch
+    from transformers import MPNetConfig, MPNetForSequenceClassification
+
+    from ml.mean_pooling import pooling_of, use_mean_pooling
+
+    torch.manual_seed(0)
+    config = MPNetConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=32, num_labels=3, hidden_dropout_prob=0.0)
+    model = MPNetForSequenceClassification(config).eval()
+    ids = torch.tensor([[0, 5, 6, 7, 2], [0, 8, 2, 1, 1]])
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    assert pooling_of(model) == "cls"
+
+    # when it is made to mean-pool
+    assert use_mean_pooling(model) and use_mean_pooling(model)  # twice: hooked once
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=mask).logits
+        hidden = model.mpnet(input_ids=ids, attention_mask=mask).last_hidden_state
+        m = mask.unsqueeze(-1).float()
+        mean = (hidden * m).sum(1) / m.sum(1)
+        head = model.classifier
+        expected = head.out_proj(torch.tanh(head.dense(mean)))
+
+    # then the head read the mask-averaged states (padding excluded), not the first token
+    assert pooling_of(model) == "mean"
+    assert torch.allclose(logits, expected, atol=1e-5)
+    assert not torch.allclose(logits, head.out_proj(torch.tanh(head.dense(hidden[:, 0]))), atol=1e-3)
