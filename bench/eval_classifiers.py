@@ -88,6 +88,9 @@ def main() -> int:
     parser.add_argument("--base-model", default=None, help="encoder folder (default: bundled MiniLM)")
     parser.add_argument("--pooling", choices=["mean", "cls"], default="mean",
                         help="the head reads the mean of the token states (default) or BERT's [CLS] pooler")
+    parser.add_argument("--head-init", choices=["probe", "random"], default="probe",
+                        help="start the head as a frozen probe (default) or from random weights")
+    parser.add_argument("--head-lr-multiplier", type=float, default=None, help="default: the trainer's")
     parser.add_argument("--no-probe", action="store_true", help="skip the frozen-probe baseline")
     ns = parser.parse_args()
 
@@ -114,6 +117,8 @@ def main() -> int:
             epochs=ns.epochs or bench.epochs, learning_rate=ns.lr, batch_size=ns.batch_size,
             max_length=ns.max_length, max_train_rows=ns.max_train_rows, seed=ns.seed,
             dev_fraction=0.1, max_bytes=None, class_weighting=ns.class_weighting, pooling=ns.pooling,
+            head_init=ns.head_init,
+            **({"head_lr_multiplier": ns.head_lr_multiplier} if ns.head_lr_multiplier else {}),
             **({"base_model": str(base)} if ns.base_model else {}))
         started = time.perf_counter()
         result = train_classifier(args, progress=_print_event)
@@ -123,7 +128,8 @@ def main() -> int:
     verdict = "meets" if score >= bench.goal else "below"
     print(json.dumps({k: metrics[k] for k in ("accuracy", "macro_f1", "weighted_f1")}, indent=2))
     pooling = result.manifest.extra["pooling"]
-    print(f"{ns.benchmark} {ns.method} ({pooling} pooling): {bench.metric} {score:.4f} on {len(result.test_rows)} rows "
+    recipe = f"{pooling} pooling, {result.manifest.extra['head_init']} head, head lr x{args.head_lr_multiplier:g}"
+    print(f"{ns.benchmark} {ns.method} ({recipe}): {bench.metric} {score:.4f} on {len(result.test_rows)} rows "
           f"({verdict} the goal {bench.goal}); epochs run {result.manifest.extra['epochs_run']}, "
           f"best {result.manifest.extra['best_epoch']}, {elapsed:.0f} s"
           + (f"; smoke run on {ns.max_train_rows} train rows" if ns.max_train_rows else ""))

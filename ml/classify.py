@@ -26,6 +26,7 @@ from ml.artifacts import ArtifactError, Manifest, atomic_write, write_manifest
 from ml.calibration import softmax
 from ml.compute_lane import ComputeLane
 from ml.dynamic_batch import BatchStats, batcher_of
+from ml.logistic import fit_logistic_head
 from ml.ood import Abstention
 
 if TYPE_CHECKING:
@@ -273,8 +274,6 @@ def load_zeroshot_classifier(path: Path, manifest: Manifest, registry: Registry)
     return classifier
 
 
-# Inverse weight penalty per training row of the few-shot head (scikit-learn's C); see ``fit``.
-FEWSHOT_C = 10.0
 
 
 class FewShotClassifier(_LinearHeadClassifier):
@@ -301,7 +300,7 @@ class FewShotClassifier(_LinearHeadClassifier):
             texts: training texts.
             labels: their labels; label order of the head is sorted label names.
             epochs: L-BFGS iterations over the full batch.
-            l2: weight penalty on the mean loss; default ``1 / (2 * FEWSHOT_C * rows)``, the
+            l2: weight penalty on the mean loss; default ``1 / (2 * ml.logistic.FEWSHOT_C * rows)``, the
                 penalty of scikit-learn's ``C`` per row: strong for a handful of examples
                 (50 rows: 1e-3), weak for thousands. A fixed 1e-3 under-fit large sets:
                 BANKING77 (7,871 rows, 67 intents) test accuracy 0.865 with it, 0.937 with
@@ -317,27 +316,10 @@ class FewShotClassifier(_LinearHeadClassifier):
         if len(names) < 2:
             raise ValueError("few-shot training needs at least two distinct labels")
         index = {name: i for i, name in enumerate(names)}
-        l2 = 1.0 / (2.0 * FEWSHOT_C * len(texts)) if l2 is None else l2
-        x = torch.from_numpy(np.ascontiguousarray(embedder.embed(texts), dtype=np.float32))
-        y = torch.tensor([index[label] for label in labels], dtype=torch.long)
-        counts = torch.bincount(y, minlength=len(names)).float()
-        class_weight = len(y) / (len(names) * counts)
-        gen = torch.Generator().manual_seed(seed)
-        weight = (torch.randn(len(names), x.shape[1], generator=gen) * 0.01).requires_grad_()
-        bias = torch.zeros(len(names), requires_grad=True)
-        optimizer = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=epochs, line_search_fn="strong_wolfe")
-
-        def closure() -> torch.Tensor:
-            optimizer.zero_grad()
-            logits = x @ weight.T + bias
-            loss = torch.nn.functional.cross_entropy(logits, y, weight=class_weight)
-            loss = loss + l2 * weight.pow(2).sum()
-            loss.backward()
-            return loss
-
-        with torch.enable_grad():  # callers may sit inside inference_mode
-            optimizer.step(closure)
-        return cls(embedder, names, weight.detach().numpy(), bias.detach().numpy())
+        x = np.ascontiguousarray(embedder.embed(texts), dtype=np.float32)
+        weight, bias = fit_logistic_head(x, [index[label] for label in labels], len(names), l2=l2,
+                                         iterations=epochs, seed=seed)
+        return cls(embedder, names, weight, bias)
 
     def save(self, directory: Path, manifest: Manifest) -> Path:
         """Writes ``head.safetensors`` and the manifest (kind, labels, dim filled in).

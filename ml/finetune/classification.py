@@ -34,7 +34,8 @@ from ml.finetune.data import DatasetInvalid, Split, class_weights, stratified_sp
 from ml.finetune.events import EpochDone, Progress, StepDone, TrainingDone, TrainingEvent, TrainingStarted
 from ml.finetune.loop import Evaluation, LoopSettings, Trainer, epoch_batches, head_parameter_names, seed_all
 from ml.finetune.params import add_cli_flags
-from ml.mean_pooling import POOLINGS, pooling_of, use_mean_pooling
+from ml.finetune.probe_head import init_head_from_probe
+from ml.mean_pooling import pooling_of, use_mean_pooling
 
 __all__ = ["ClassifierTrainArgs", "DatasetInvalid", "TrainResult", "TrainingCancelled",
            "evaluate_artifact", "predict_texts", "train_classifier", "main"]
@@ -77,20 +78,30 @@ def _prepare(args: ClassifierTrainArgs) -> tuple[list[str], Split, str]:
 
 
 # -- model ------------------------------------------------------------------------------
-def _build_model(args: ClassifierTrainArgs, labels: list[str],
-                 total_steps: int | None = None) -> torch.nn.Module:
+def _base_model(args: ClassifierTrainArgs, labels: list[str]) -> torch.nn.Module:
+    """The encoder with a new head, pooling as ``args.pooling`` asks (no peft wrapper yet)."""
     from transformers import AutoModelForSequenceClassification
-
-    from ml.finetune.peft_methods import wrap_for_training
 
     model = AutoModelForSequenceClassification.from_pretrained(  # nosec B615  # local base-model folder, not a hub id
         str(args.base_model), num_labels=len(labels),
         id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)})
     if args.pooling == "mean":
         use_mean_pooling(model)  # before peft, which must not copy a pooler that is gone
+    return model
+
+
+def _wrap(model: torch.nn.Module, args: ClassifierTrainArgs, total_steps: int | None = None) -> torch.nn.Module:
+    from ml.finetune.peft_methods import wrap_for_training
+
     # total_steps: AdaLoRA's rank-budget schedule needs it; the other methods ignore it.
     return wrap_for_training(model, args.method, r=args.lora_r, alpha=args.lora_alpha,
                              dropout=args.lora_dropout, total_steps=total_steps)
+
+
+def _build_model(args: ClassifierTrainArgs, labels: list[str],
+                 total_steps: int | None = None) -> torch.nn.Module:
+    """The model as training starts it, with a random head."""
+    return _wrap(_base_model(args, labels), args, total_steps)
 
 
 def _optimizer(model: torch.nn.Module, args: ClassifierTrainArgs, head: frozenset[str]) -> torch.optim.Optimizer:
@@ -235,11 +246,17 @@ def train_classifier(
     tokenizer = AutoTokenizer.from_pretrained(str(base_dir))  # nosec B615  # local base-model folder, not a hub id
     per_epoch = math.ceil(len(split.train) / args.batch_size)
     total_steps = min(per_epoch * args.epochs, args.max_steps or per_epoch * args.epochs)
-    model = _build_model(run_args, labels, total_steps).to(device)
+    task = _ClassifierTask(args, tokenizer, split, labels, device)
+    model = _base_model(run_args, labels).to(device)
+    # Linear probe, then fine-tune (ml.finetune.probe_head); a resumed run's checkpoint
+    # replaces this head with the one it had trained.
+    head_init = "probe" if args.head_init == "probe" and init_head_from_probe(
+        model, tokenizer, task.texts, task.targets, max_length=args.max_length, device=device,
+        balanced=args.class_weighting == "balanced", seed=args.seed) else "random"
+    model = _wrap(model, run_args, total_steps)
     head = head_parameter_names(model)
     optimizer = _optimizer(model, args, head)
     scheduler = _scheduler(optimizer, args, total_steps)
-    task = _ClassifierTask(args, tokenizer, split, labels, device)
     trainer = Trainer(
         model=model, forward_model=world.wrap(model) if world is not None else model, optimizer=optimizer,
         scheduler=scheduler, task=task,
@@ -261,7 +278,8 @@ def train_classifier(
         return TrainResult(read_manifest_after(world, Path(args.output_dir)), Path(args.output_dir), run.history,
                            resumed_from)
     adapter = adapter_config_record(model)
-    result = _finish(run_args, model, tokenizer, labels, split, data_hash, run.to_dict(), resumed_from, adapter)
+    result = _finish(run_args, model, tokenizer, labels, split, data_hash, run.to_dict(), resumed_from,
+                     {"adapter": adapter, "head_init": head_init})
     if not args.keep_checkpoint:
         from ml.finetune import checkpoint as ckpt
 
@@ -287,7 +305,7 @@ def read_manifest_after(world: Any, out_dir: Path) -> Manifest:
 
 def _finish(args: ClassifierTrainArgs, model: torch.nn.Module, tokenizer: Any, labels: list[str],
             split: Split, data_hash: str, run: dict[str, Any], resumed_from: int,
-            adapter: dict[str, Any]) -> TrainResult:
+            recipe: dict[str, Any]) -> TrainResult:
     """Evaluates the best weights on the held-out rows and writes the artifact atomically."""
     from ml.finetune.peft_methods import is_adapter_method
 
@@ -306,8 +324,7 @@ def _finish(args: ClassifierTrainArgs, model: torch.nn.Module, tokenizer: Any, l
         version=new_version_id(args.role), base_model=str(args.base_model),
         task="text-classification", labels=labels, data_hash=data_hash, metrics=metrics,
         parent_version=args.parent_version, job_key=args.job_key,
-        extra={"max_length": args.max_length, "method": args.method, "adapter": adapter,
-               "pooling": pooling_of(model),
+        extra={"max_length": args.max_length, "method": args.method, **recipe, "pooling": pooling_of(model),
                "epochs_run": len(run["history"]), "best_epoch": run["best_epoch"],
                "split": split.sizes(), "train_args": args.record(), "resumed_from_step": resumed_from,
                "steps": run["step"], "train_seconds": sum(h["train_seconds"] for h in run["history"])})
@@ -352,8 +369,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--role", required=True, help="registry role, e.g. intent or sentiment")
     parser.add_argument("--out", required=True, help="artifact directory to write")
     parser.add_argument("--method", choices=METHODS, default="full")
-    parser.add_argument("--pooling", choices=POOLINGS, default="mean",
-                        help="sentence vector the head reads: mean of the token states, or BERT's [CLS] pooler")
     add_cli_flags(parser, "classifier", defaults=True)
     parser.add_argument("--labels", default=None, help="comma-separated expected labels")
     parser.add_argument("--test-data", default=None, help="held-out test file (else 10%% of data)")

@@ -14,9 +14,8 @@ from ml.artifacts import Manifest
 from ml.defaults import embedder_weights
 from ml.finetune.data import DEFAULT_MAX_BYTES, Row
 from ml.finetune.loop import TrainingCancelled
-from ml.finetune.params import TrainParams
+from ml.finetune.params import TrainParams, param_specs
 from ml.finetune.peft_methods import DEFAULT_LR, METHODS
-from ml.mean_pooling import POOLINGS
 
 __all__ = ["DEFAULT_LR", "METHODS", "ClassifierTrainArgs", "TrainResult", "TrainingCancelled"]
 
@@ -36,10 +35,6 @@ class ClassifierTrainArgs(TrainParams):
         base_model: encoder folder (default: the bundled MiniLM).
         method: one of ``ml.finetune.peft_methods.METHODS``: ``full`` (every weight) or a
             peft method (``lora``: r=8 adapters on query/value + head, ...).
-        pooling: ``mean`` (default: classify from the mask-averaged hidden states, the
-            sentence vector a sentence-transformers encoder was trained to give; see
-            ``ml.mean_pooling``) or ``cls`` (BERT's pooler on the first token). Encoders
-            without a pooler keep their own head and record ``cls``.
         class_weighting: ``balanced`` (inverse-frequency loss weights) or ``none``.
         labels: the label set expected (of the model being retrained); head order if given.
         parent_version: version this run starts from, recorded in the manifest.
@@ -54,7 +49,6 @@ class ClassifierTrainArgs(TrainParams):
     output_dir: str | Path
     base_model: str | Path = field(default_factory=lambda: str(embedder_weights()))
     method: str = "full"
-    pooling: str = "mean"
     class_weighting: str = "balanced"
     labels: list[str] | None = None
     parent_version: str | None = None
@@ -76,8 +70,9 @@ class ClassifierTrainArgs(TrainParams):
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, not {self.method!r}")
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, not {self.pooling!r}")
+        for spec in param_specs("classifier"):  # the knobs' choices, also when built in code
+            if spec.choices is not None:
+                spec.check(getattr(self, spec.name))
         if self.class_weighting not in {"balanced", "none"}:
             raise ValueError(f"class_weighting must be 'balanced' or 'none', not {self.class_weighting!r}")
         self.output_dir = Path(self.output_dir)

@@ -112,6 +112,14 @@ class TrainParams:
     head_only_epochs: int = _knob(
         0, low=0, high=10, tasks=CLASSIFIER,
         help="Epochs that train only the head (encoder frozen) before everything trains.")
+    # mean: BANKING77 full fine-tune (MiniLM, 4 epochs) test accuracy 0.929 vs 0.921 from [CLS]
+    # (6 epochs); see ml.mean_pooling.
+    pooling: str = _knob("mean", choices=("mean", "cls"), tasks=CLASSIFIER,
+                         help="Sentence vector the head reads: the mean of the token states (what "
+                              "sentence-transformers encoders were trained to give) or BERT's [CLS] pooler.")
+    head_init: str = _knob("probe", choices=("probe", "random"), tasks=CLASSIFIER,
+                           help="Start the head as a logistic-regression probe fitted on the frozen encoder's "
+                                "sentence vectors (then fine-tune everything), or from random weights.")
     contrastive_pairs: int = _knob(
         0, low=0, high=200_000, tasks=CLASSIFIER,
         help="Sentence pairs of a SetFit-style contrastive stage before the head (0: off).")

@@ -352,3 +352,40 @@ def test_an_mpnet_head_reads_the_mean_of_the_token_states():
     assert pooling_of(model) == "mean"
     assert torch.allclose(logits, expected, atol=1e-5)
     assert not torch.allclose(logits, head.out_proj(torch.tanh(head.dense(hidden[:, 0]))), atol=1e-3)
+
+
+def test_the_head_starts_as_a_probe_fitted_on_the_frozen_sentence_vectors(rows, tmp_path):
+    # given the model a fine-tune starts from, and rows it has not seen
+    import torch
+    from transformers import AutoTokenizer
+
+    from ml.defaults import embedder_weights
+    from ml.finetune.classification import _base_model
+    from ml.finetune.probe_head import init_head_from_probe
+
+    labels = ["account", "refund", "shipping"]
+    train, unseen = rows[:60], rows[60:180]
+    tokenizer = AutoTokenizer.from_pretrained(str(embedder_weights()))
+
+    def accuracy(model: torch.nn.Module) -> float:
+        enc = tokenizer([t for t, _ in unseen], padding=True, return_tensors="pt")
+        with torch.no_grad():
+            predicted = model.eval()(**enc).logits.argmax(-1).tolist()
+        return sum(labels[i] == y for i, (_, y) in zip(predicted, unseen, strict=True)) / len(unseen)
+
+    model = _base_model(_args(train, tmp_path / "m"), labels)
+    random_head = accuracy(model)
+
+    # when its head is fitted as a probe on 60 rows (no gradient step on the encoder)
+    encoder_before = model.bert.encoder.layer[0].attention.self.query.weight.clone()
+    assert init_head_from_probe(model, tokenizer, [t for t, _ in train], [labels.index(y) for _, y in train],
+                                max_length=32, device="cpu", balanced=True, seed=0)
+
+    # then it already classifies unseen rows, the encoder is untouched, and a run records the recipe
+    probe_head = accuracy(model)
+    assert probe_head >= 0.9 > random_head + 0.2
+    assert model.bert.encoder.layer[0].attention.self.query.weight.equal(encoder_before)
+    for head_init in ("probe", "random"):
+        result = train_classifier(_args(train, tmp_path / head_init, epochs=1, max_steps=1, max_length=16,
+                                        head_init=head_init))
+        assert result.manifest.extra["head_init"] == result.manifest.extra["train_args"]["head_init"] == head_init
