@@ -43,7 +43,7 @@ lint: setup  ## ruff (security rules included), bandit, import contracts, depend
 PYTEST_WORKERS ?= 2
 
 test: setup browsers lint  ## lint, migrations check, then every test (real models included)
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=25
 
 test-fast: setup  ## the tests that load no model and start no server
 	$(BIN)/python -m pytest -m "not e2e and not servers" --ignore=tests/ml
