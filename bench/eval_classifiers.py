@@ -88,8 +88,8 @@ def main() -> int:
     parser.add_argument("--base-model", default=None, help="encoder folder (default: bundled MiniLM)")
     parser.add_argument("--pooling", choices=["mean", "cls"], default="mean",
                         help="the head reads the mean of the token states (default) or BERT's [CLS] pooler")
-    parser.add_argument("--head-init", choices=["probe", "random"], default="probe",
-                        help="start the head as a frozen probe (default) or from random weights")
+    parser.add_argument("--head-init", choices=["probe", "random"], default=None,
+                        help="start the head as a frozen probe or from random weights (default: the trainer's)")
     parser.add_argument("--head-lr-multiplier", type=float, default=None, help="default: the trainer's")
     parser.add_argument("--no-probe", action="store_true", help="skip the frozen-probe baseline")
     ns = parser.parse_args()
@@ -117,7 +117,7 @@ def main() -> int:
             epochs=ns.epochs or bench.epochs, learning_rate=ns.lr, batch_size=ns.batch_size,
             max_length=ns.max_length, max_train_rows=ns.max_train_rows, seed=ns.seed,
             dev_fraction=0.1, max_bytes=None, class_weighting=ns.class_weighting, pooling=ns.pooling,
-            head_init=ns.head_init,
+            **({"head_init": ns.head_init} if ns.head_init else {}),
             **({"head_lr_multiplier": ns.head_lr_multiplier} if ns.head_lr_multiplier else {}),
             **({"base_model": str(base)} if ns.base_model else {}))
         started = time.perf_counter()

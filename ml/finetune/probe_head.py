@@ -8,6 +8,10 @@ probe a fine-tune must beat), starts training where the probe ends. The fit read
 same vector the head will read (``ml.mean_pooling``), costs one forward pass over the
 training rows plus an L-BFGS fit of a few seconds, and is deterministic, so every
 data-parallel process computes the same head.
+
+Opt-in (``head_init="probe"``): with MiniLM and the default learning rates it did not beat a
+random head on dev (BANKING77 macro-F1 0.922 vs 0.928, tweets 0.828 vs 0.836; see
+``ml.finetune.params``): the encoder's first epochs of updates undo the fitted head.
 """
 
 from __future__ import annotations
