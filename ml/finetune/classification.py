@@ -105,7 +105,7 @@ def _build_model(args: ClassifierTrainArgs, labels: list[str],
 
 
 def _optimizer(model: torch.nn.Module, args: ClassifierTrainArgs, head: frozenset[str]) -> torch.optim.Optimizer:
-    """AdamW; the head learns ``head_lr_multiplier`` times faster (it starts from random)."""
+    """AdamW; the head learns ``head_lr_multiplier`` times faster (it starts untrained, or as a probe)."""
     groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if param.requires_grad:  # biases and LayerNorm gains are not decayed (BERT recipe)

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from ml import explain as ex
 from ml.classify import FewShotClassifier
@@ -57,36 +56,20 @@ def sentences() -> tuple[list[tuple[str, str]], list[str]]:
 
 @pytest.fixture(scope="module")
 def transformer(sentences) -> SequenceClassifier:
-    """MiniLM + a classification head fitted on the frozen encoder's pooled output."""
+    """MiniLM reading mean-pooled states, as fine-tunes do, with its head fitted as a probe."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from ml.defaults import embedder_weights
+    from ml.finetune.probe_head import init_head_from_probe
+    from ml.mean_pooling import use_mean_pooling
 
-    train = sorted(sentences[0], key=lambda row: len(row[0]))  # length-sorted batches: little padding
+    train, _ = sentences
     names = sorted({label for _, label in train})
     tokenizer = AutoTokenizer.from_pretrained(str(embedder_weights()))
     model = AutoModelForSequenceClassification.from_pretrained(str(embedder_weights()), num_labels=len(names)).eval()
-    with torch.no_grad():  # not inference_mode: the head's fit below needs autograd on these
-        pooled = torch.cat([
-            model.bert(**tokenizer([t for t, _ in train[s : s + 32]], padding=True, truncation=True,
-                                   max_length=64, return_tensors="pt")).pooler_output
-            for s in range(0, len(train), 32)
-        ])
-    y = torch.tensor([names.index(label) for _, label in train])
-    weight = torch.zeros(len(names), pooled.shape[1], requires_grad=True)
-    bias = torch.zeros(len(names), requires_grad=True)
-    optimizer = torch.optim.LBFGS([weight, bias], max_iter=100, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(pooled @ weight.T + bias, y) + 1e-3 * weight.pow(2).sum()
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
-    with torch.no_grad():
-        model.classifier.weight.copy_(weight)
-        model.classifier.bias.copy_(bias)
+    assert use_mean_pooling(model)
+    assert init_head_from_probe(model, tokenizer, [t for t, _ in train], [names.index(y) for _, y in train],
+                                max_length=64, device="cpu", balanced=False, seed=0)
     return SequenceClassifier(model, tokenizer, names, max_length=128)
 
 
