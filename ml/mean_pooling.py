@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["POOLINGS", "MaskedMeanPooler", "apply_pooling", "pooling_of", "use_mean_pooling"]
+__all__ = ["POOLINGS", "MaskedMeanPooler", "apply_pooling", "masked_mean", "pooling_of", "use_mean_pooling"]
 
 POOLINGS = ("mean", "cls")
 _CURRENT = threading.local()  # the attention mask of the forward pass running in this thread
@@ -34,10 +34,14 @@ class MaskedMeanPooler(torch.nn.Module):
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         mask = getattr(_CURRENT, "mask", None)
         _CURRENT.mask = None
-        return _masked_mean(hidden_states, mask)
+        return masked_mean(hidden_states, mask)
 
 
-def _masked_mean(hidden_states: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+def masked_mean(hidden_states: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """``(batch, dim)`` mean of ``(batch, tokens, dim)`` states over the tokens ``mask`` keeps.
+
+    Without a matching ``(batch, tokens)`` mask, the plain mean over all positions.
+    """
     if mask is None or mask.dim() != 2 or mask.shape[:2] != hidden_states.shape[:2]:
         return hidden_states.mean(dim=1)
     weights = mask.to(hidden_states.dtype).unsqueeze(-1)
@@ -52,7 +56,7 @@ def _mean_in_first_position(module: torch.nn.Module, args: tuple[Any, ...]) -> t
     if not args or not isinstance(args[0], torch.Tensor) or args[0].dim() != 3:
         return None
     features = args[0]
-    mean = _masked_mean(features, mask).unsqueeze(1)
+    mean = masked_mean(features, mask).unsqueeze(1)
     return (torch.cat([mean, features[:, 1:]], dim=1), *args[1:])
 
 

@@ -27,6 +27,7 @@ from ml.classify import (
     configure_calibration,
 )
 from ml.defaults import weights_dir
+from ml.mean_pooling import masked_mean
 
 if TYPE_CHECKING:
     from ml.registry import Registry
@@ -158,10 +159,9 @@ class SequenceClassifier(CalibratedClassifier):
                 output = self.model(**enc, output_hidden_states=with_features)
                 logits_out[idx] = output.logits.float().cpu().numpy()
                 if with_features:
-                    mask = enc["attention_mask"].unsqueeze(-1).float()
+                    mask = enc["attention_mask"]
                     # Prompt tuning prepends virtual tokens: pool over the text's own positions.
-                    hidden = output.hidden_states[-1][:, -mask.shape[1]:].float()
-                    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+                    pooled = masked_mean(output.hidden_states[-1][:, -mask.shape[1]:].float(), mask)
                     pooled = torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy()
                     if features_out is None:
                         features_out = np.empty((n, pooled.shape[1]), dtype=np.float32)
