@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from apps.mlops.models import TrainingJob
-from apps.mlops.views import PAGE_SIZE
+from apps.mlops.view_helpers import PAGE_SIZE
 from tests.mlops.factories import DatasetFactory, ModelVersionFactory, TrainingJobFactory, UserFactory, isolate
 
 pytestmark = pytest.mark.django_db
