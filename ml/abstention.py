@@ -9,9 +9,11 @@ given labelled rows, and rewrites its manifest atomically. The manifest then hol
 
 - ``extra["calibration"] = {"temperature", "ece_before", "ece_after", "rows"}``
 - ``extra["abstention"] = {"method", "threshold", "oos_label", "basis", "curve", "auroc",
-  "dev", "k", "embeddings_file", "knn_weight"}`` (``k`` and ``embeddings_file`` for ``knn`` and
-  ``knn_max_prob``, whose training features are stored beside it as float16
-  ``ood_train_embeddings.npy``; ``knn_weight`` for ``knn_max_prob``).
+  "dev", "k", "embeddings_file", "knn_weight", "oos_embeddings_file", "oos_penalty"}`` (``k`` and
+  ``embeddings_file`` for the kNN scorers, whose training features are stored beside it as
+  float16 ``ood_train_embeddings.npy``; ``knn_weight`` for the blends; ``oos_embeddings_file``
+  (``ood_oos_embeddings.npy``: the out-of-scope examples' features) and ``oos_penalty`` for
+  ``knn_max_prob_oos``).
 """
 
 from __future__ import annotations
@@ -42,11 +44,14 @@ class AbstentionFit:
 
     Attributes:
         extra: the ``calibration`` and ``abstention`` manifest entries.
-        reference: float16 unit-length training features when the ``knn`` scorer won.
+        reference: float16 unit-length training features when a kNN scorer won.
+        oos_reference: float16 unit-length features of the out-of-scope examples when
+            ``knn_max_prob_oos`` won.
     """
 
     extra: dict[str, Any]
     reference: np.ndarray | None = None
+    oos_reference: np.ndarray | None = None
     scores: dict[str, list[float]] = field(default_factory=dict)
 
     @property
@@ -117,7 +122,7 @@ def fit_abstention(
     correct[:n_in] = probs[:n_in].argmax(axis=1) == targets
 
     scores = {"max_prob": ood.max_prob_scores(probs)}
-    reference = None
+    reference = oos_reference = None
     if use_knn and features is not None:
         sample = list(train_texts)
         if len(sample) > ood.MAX_KNN_ROWS:
@@ -125,6 +130,13 @@ def fit_abstention(
         reference = ood.unit_rows(_features(classifier, sample, batch_size)).astype(np.float16)
         scores["knn"] = ood.knn_scores(features, reference.astype(np.float32))
         scores["knn_max_prob"] = ood.knn_max_prob_scores(probs, features, reference.astype(np.float32))
+        # The examples are scored against the others: each one is its own nearest example.
+        oos_reference = ood.unit_rows(features[n_in:]).astype(np.float16)
+        scores["knn_max_prob_oos"] = np.concatenate([
+            ood.knn_max_prob_oos_scores(probs[:n_in], features[:n_in], reference.astype(np.float32),
+                                        oos_reference.astype(np.float32)),
+            ood.knn_max_prob_oos_scores(probs[n_in:], features[n_in:], reference.astype(np.float32),
+                                        oos_reference.astype(np.float32), exclude_self=True)])
     aurocs = {method: ood.auroc(s, is_oos) for method, s in scores.items()}
     chosen = {m: ood.choose_threshold(s, correct, is_oos, max_accuracy_drop=max_accuracy_drop)
               for m, s in scores.items()}
@@ -143,35 +155,45 @@ def fit_abstention(
     }
     if method in ood.NEEDS_REFERENCE:
         abstention.update(k=ood.KNN_K, embeddings_file=ood.EMBEDDINGS_FILE)
-        if method == "knn_max_prob":
+        if method != "knn":
             abstention["knn_weight"] = ood.BLEND_KNN_WEIGHT
     else:
         reference = None
+    if method in ood.NEEDS_OOS_REFERENCE:
+        abstention.update(oos_embeddings_file=ood.OOS_EMBEDDINGS_FILE, oos_penalty=ood.OOS_PENALTY)
+    else:
+        oos_reference = None
     return AbstentionFit(extra={"calibration": calibration.to_manifest(), "abstention": abstention},
-                         reference=reference, scores={m: s.tolist() for m, s in scores.items()})
+                         reference=reference, oos_reference=oos_reference,
+                         scores={m: s.tolist() for m, s in scores.items()})
 
 
 def apply_fit(classifier: CalibratedClassifier, fit: AbstentionFit) -> None:
     """Makes an in-memory classifier predict with ``fit`` (as it will after a reload)."""
     classifier.calibration_temperature = float(fit.extra["calibration"]["temperature"])
     entry = fit.extra["abstention"]
-    reference = None if fit.reference is None else ood.unit_rows(fit.reference.astype(np.float32))
-    classifier.abstention = ood.Abstention(method=entry["method"], threshold=float(entry["threshold"]),
-                                           oos_label=entry["oos_label"], reference=reference,
-                                           k=int(entry.get("k", ood.KNN_K)))
+    def unit(rows: np.ndarray | None) -> np.ndarray | None:
+        return None if rows is None else ood.unit_rows(rows.astype(np.float32))
+
+    classifier.abstention = ood.Abstention(
+        method=entry["method"], threshold=float(entry["threshold"]), oos_label=entry["oos_label"],
+        reference=unit(fit.reference), k=int(entry.get("k", ood.KNN_K)),
+        knn_weight=float(entry.get("knn_weight", ood.BLEND_KNN_WEIGHT)), oos_reference=unit(fit.oos_reference),
+        oos_penalty=float(entry.get("oos_penalty", ood.OOS_PENALTY)))
 
 
 def write_reference(directory: Path, fit: AbstentionFit) -> None:
-    """Writes the kNN reference features (if the fit has any) atomically into ``directory``."""
-    if fit.reference is None:
-        return
-    reference = fit.reference.astype(np.float16)
+    """Writes the reference features the fit's scorer reads (if any) atomically into ``directory``."""
+    for rows, name in ((fit.reference, ood.EMBEDDINGS_FILE), (fit.oos_reference, ood.OOS_EMBEDDINGS_FILE)):
+        if rows is None:
+            continue
+        values = rows.astype(np.float16)
 
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:  # a file object: np.save would add ".npy" to a bare path
-            np.save(fh, reference, allow_pickle=False)
+        def write(tmp: Path, values: np.ndarray = values) -> None:
+            with open(tmp, "wb") as fh:  # a file object: np.save would add ".npy" to a bare path
+                np.save(fh, values, allow_pickle=False)
 
-    atomic_write(Path(directory) / ood.EMBEDDINGS_FILE, write)
+        atomic_write(Path(directory) / name, write)
 
 
 def with_fit(manifest: Manifest, fit: AbstentionFit) -> Manifest:

@@ -9,18 +9,22 @@ import numpy as np
 import pytest
 
 from bench.datasets import BANKING77_DIR
-from ml.abstention import calibrate_artifact, fit_abstention, set_threshold, split_oos
+from ml.abstention import AbstentionFit, calibrate_artifact, fit_abstention, set_threshold, split_oos, write_reference
 from ml.artifacts import Manifest, read_manifest
 from ml.classify import FewShotClassifier, load_fewshot_classifier
 from ml.finetune.data import validate
 from ml.finetune.fewshot import train_fewshot
 from ml.ood import (
     EMBEDDINGS_FILE,
+    METHODS,
+    OOS_EMBEDDINGS_FILE,
     Abstention,
     choose_threshold,
     curve_point,
+    knn_max_prob_oos_scores,
     knn_max_prob_scores,
     knn_scores,
+    nearest_similarity,
     ood_report,
 )
 from tests.ml.test_classify import hf_artifact  # noqa: F401 - fixture: a small saved hf-classifier
@@ -89,6 +93,61 @@ def test_knn_max_prob_weighs_the_neighbour_similarity_and_the_top_probability():
         rule.scores(probs, None)
 
 
+def test_knn_max_prob_oos_lowers_the_score_near_an_out_of_scope_example():
+    reference = np.array([[1.0, 0.0, 0.0]])
+    oos_reference = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    # on a training row / between a training row and an out-of-scope example / opposite the examples
+    features = np.array([[1.0, 0.0, 0.0], [0.6, 0.8, 0.0], [0.0, -1.0, 0.0]])
+    probs = np.array([[0.2, 0.8], [0.6, 0.4], [0.5, 0.5]])
+    scores = knn_max_prob_oos_scores(probs, features, reference, oos_reference, k=1, knn_weight=0.75,
+                                     oos_penalty=0.25)
+    blend = knn_max_prob_scores(probs, features, reference, k=1, knn_weight=0.75)
+    assert scores == pytest.approx([blend[0], blend[1] - 0.25 * 0.8, blend[2]])  # negative similarity: no bonus
+    rule = Abstention(method="knn_max_prob_oos", threshold=0.5, reference=reference, k=1, knn_weight=0.75,
+                      oos_reference=oos_reference, oos_penalty=0.25)
+    assert rule.scores(probs, features) == pytest.approx(scores)
+    with pytest.raises(ValueError, match="out-of-scope examples"):
+        Abstention(method="knn_max_prob_oos", threshold=0.5, reference=reference).scores(probs, features)
+
+
+def test_an_example_is_not_its_own_nearest_out_of_scope_example():
+    examples = np.array([[1.0, 0.0], [0.6, 0.8]])
+    np.testing.assert_allclose(nearest_similarity(examples, examples), [1.0, 1.0])
+    np.testing.assert_allclose(nearest_similarity(examples, examples, exclude_self=True), [0.6, 0.6])
+    np.testing.assert_allclose(nearest_similarity(examples[:1], examples[:1], exclude_self=True), [-1.0])
+
+
+def test_fit_abstention_scores_oos_examples_against_the_others_and_the_rule_survives_a_reload(tmp_path):
+    # given a head on two intents and out-of-scope examples on a third axis
+    train = _rows("refund", range(20)) + _rows("shipping", range(20))
+    clf = FewShotClassifier.fit(AxisEmbedder(), [t for t, _ in train], [y for _, y in train])
+    dev = _rows("refund", range(20, 30)) + _rows("shipping", range(20, 30))
+    oos = _rows("oos", range(10))
+    # when the rule is fitted, every scorer is measured, the new one included
+    fit = fit_abstention(clf, dev, oos, [t for t, _ in train])
+    assert set(fit.extra["abstention"]["auroc"]) == set(METHODS)
+    probs = clf.predict_proba([t for t, _ in dev + oos])
+    _, features = clf.logits_and_features([t for t, _ in dev + oos], with_features=True)
+    reference = clf.logits_and_features([t for t, _ in train], with_features=True)[1]
+    examples = features[len(dev):]
+    expected = np.concatenate([
+        knn_max_prob_oos_scores(probs[:len(dev)], features[:len(dev)], reference, examples),
+        knn_max_prob_oos_scores(probs[len(dev):], features[len(dev):], reference, examples, exclude_self=True)])
+    np.testing.assert_allclose(fit.scores["knn_max_prob_oos"], expected, atol=2e-3)  # float16 references
+    # and a rule of that method written beside an artifact reads back with both references
+    entry = {"method": "knn_max_prob_oos", "threshold": 0.6, "oos_label": "oos", "k": 1,
+             "embeddings_file": EMBEDDINGS_FILE, "oos_embeddings_file": OOS_EMBEDDINGS_FILE,
+             "knn_weight": 0.75, "oos_penalty": 0.25}
+    write_reference(tmp_path, AbstentionFit(extra={"abstention": entry}, reference=reference.astype(np.float16),
+                                            oos_reference=examples.astype(np.float16)))
+    rule = Abstention.from_manifest(tmp_path, {"abstention": entry})
+    assert rule.method == "knn_max_prob_oos" and rule.oos_reference.shape == examples.shape
+    np.testing.assert_allclose(rule.scores(probs, features), expected, atol=2e-3)
+    (tmp_path / OOS_EMBEDDINGS_FILE).unlink()
+    with pytest.raises(ValueError, match="missing"):
+        Abstention.from_manifest(tmp_path, {"abstention": entry})
+
+
 def test_knn_score_is_high_near_training_rows_and_low_far_from_them():
     reference = np.eye(3, dtype=np.float32)
     scores = knn_scores(np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [-1.0, 0.0, 0.0]]), reference, k=1)
@@ -133,9 +192,10 @@ def test_fewshot_training_keeps_oos_rows_out_of_the_classes_and_persists_the_rul
     assert manifest.labels == ["refund", "shipping"]
     assert set(manifest.extra["calibration"]) >= {"temperature", "ece_before", "ece_after"}
     rule = manifest.extra["abstention"]
-    assert rule["oos_label"] == "oos" and rule["method"] in {"max_prob", "knn", "knn_max_prob"}
-    assert set(rule["auroc"]) == {"max_prob", "knn", "knn_max_prob"}
+    assert rule["oos_label"] == "oos" and rule["method"] in METHODS
+    assert set(rule["auroc"]) == set(METHODS)
     assert (tmp_path / "v1" / EMBEDDINGS_FILE).is_file() == (rule["method"] != "max_prob")
+    assert (tmp_path / "v1" / OOS_EMBEDDINGS_FILE).is_file() == (rule["method"] == "knn_max_prob_oos")
     assert manifest.metrics["abstention"]["oos_recall"] == 1.0
     assert "oos" in [label for _, label in result.test_rows]
     # and a reload applies it
@@ -250,4 +310,4 @@ def test_the_leave_intents_out_protocol_runs(capsys):
     out = capsys.readouterr().out
     assert "10 intents held out (5 give oos examples)" in out
     assert "fewshot max_prob: oos recall" in out and "fewshot knn: oos recall" in out
-    assert "fewshot knn_max_prob: oos recall" in out
+    assert "fewshot knn_max_prob: oos recall" in out and "fewshot knn_max_prob_oos: oos recall" in out
