@@ -128,15 +128,15 @@ def fit_abstention(
         if len(sample) > ood.MAX_KNN_ROWS:
             sample = random.Random(seed).sample(sample, ood.MAX_KNN_ROWS)  # noqa: S311 - not a secret
         reference = ood.unit_rows(_features(classifier, sample, batch_size)).astype(np.float16)
-        scores["knn"] = ood.knn_scores(features, reference.astype(np.float32))
-        scores["knn_max_prob"] = ood.knn_max_prob_scores(probs, features, reference.astype(np.float32))
-        # The examples are scored against the others: each one is its own nearest example.
         oos_reference = ood.unit_rows(features[n_in:]).astype(np.float16)
+        # Scored as served: against the float16 references the artifact will store.
+        train32, oos32 = reference.astype(np.float32), oos_reference.astype(np.float32)
+        scores["knn"] = ood.knn_scores(features, train32)
+        scores["knn_max_prob"] = ood.knn_max_prob_scores(probs, features, train32)
+        # The examples are scored against the others: each one is its own nearest example.
         scores["knn_max_prob_oos"] = np.concatenate([
-            ood.knn_max_prob_oos_scores(probs[:n_in], features[:n_in], reference.astype(np.float32),
-                                        oos_reference.astype(np.float32)),
-            ood.knn_max_prob_oos_scores(probs[n_in:], features[n_in:], reference.astype(np.float32),
-                                        oos_reference.astype(np.float32), exclude_self=True)])
+            ood.knn_max_prob_oos_scores(probs[:n_in], features[:n_in], train32, oos32),
+            ood.knn_max_prob_oos_scores(probs[n_in:], features[n_in:], train32, oos32, exclude_self=True)])
     aurocs = {method: ood.auroc(s, is_oos) for method, s in scores.items()}
     chosen = {m: ood.choose_threshold(s, correct, is_oos, max_accuracy_drop=max_accuracy_drop)
               for m, s in scores.items()}
