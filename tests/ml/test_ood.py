@@ -18,6 +18,7 @@ from ml.ood import (
     EMBEDDINGS_FILE,
     METHODS,
     OOS_EMBEDDINGS_FILE,
+    OOS_PENALTY,
     Abstention,
     choose_threshold,
     curve_point,
@@ -137,7 +138,7 @@ def test_fit_abstention_scores_oos_examples_against_the_others_and_the_rule_surv
     # and a rule of that method written beside an artifact reads back with both references
     entry = {"method": "knn_max_prob_oos", "threshold": 0.6, "oos_label": "oos", "k": 1,
              "embeddings_file": EMBEDDINGS_FILE, "oos_embeddings_file": OOS_EMBEDDINGS_FILE,
-             "knn_weight": 0.75, "oos_penalty": 0.25}
+             "knn_weight": 0.75, "oos_penalty": OOS_PENALTY}
     write_reference(tmp_path, AbstentionFit(extra={"abstention": entry}, reference=reference.astype(np.float16),
                                             oos_reference=examples.astype(np.float16)))
     rule = Abstention.from_manifest(tmp_path, {"abstention": entry})
@@ -305,9 +306,10 @@ def test_fine_tuned_classifier_is_calibrated_and_abstains_after_reload(hf_artifa
 def test_the_leave_intents_out_protocol_runs(capsys):
     from bench import eval_ood
 
-    # a smoke run: 300 in-scope training rows, 60 rows of each evaluation set
-    assert eval_ood.main(["--max-train-rows", "300", "--max-eval-rows", "60"]) == 0
+    # a smoke run: 300 in-scope training rows, 60 rows of each evaluation set, two splits
+    assert eval_ood.main(["--max-train-rows", "300", "--max-eval-rows", "60", "--seeds", "42,7"]) == 0
     out = capsys.readouterr().out
     assert "10 intents held out (5 give oos examples)" in out
+    assert "seed 42" in out and "seed 7" in out and "mean of 2 splits" in out
     assert "fewshot max_prob: oos recall" in out and "fewshot knn: oos recall" in out
     assert "fewshot knn_max_prob: oos recall" in out and "fewshot knn_max_prob_oos: oos recall" in out
