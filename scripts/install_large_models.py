@@ -248,8 +248,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InstallError as exc:
         print(f"error: {exc}", file=sys.stderr)  # noqa: T201 - a command-line tool
         return 1
-    if (fresh or ns.register) and not ns.no_register:
+    # Registered once per unpack; a registration that failed (say, no database yet) is retried.
+    marker = target.with_name(f".{target.name}.registered")
+    if (fresh or ns.register or not marker.is_file()) and not ns.no_register:
+        _run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"])  # a fresh machine has no tables
         _run([sys.executable, "manage.py", "register_model", "--role", "embedder", "--path", str(target)])
+        marker.write_text(f"{target}\n", encoding="utf-8")
     print(f"{MODEL_NAME} is ready at {target}\n"  # noqa: T201 - a command-line tool
           f"  fine-tune on it:   manage.py train ... --base {target}\n"
           f"  serve embeddings:  promote the embedder version registered above (manage.py promote)")

@@ -141,3 +141,29 @@ def test_a_malformed_pin_line_is_refused(tmp_path):
     pins.write_text("abc  all-mpnet-base-v2.zip.001\n", encoding="utf-8")
     with pytest.raises(InstallError, match="expected '<sha256>  <file name>'"):
         large.read_pins(pins)
+
+
+def test_a_registration_that_failed_is_retried_after_migrating(tmp_path, monkeypatch):
+    # given a model already unpacked whose registration failed (say, a fresh database)
+    target = tmp_path / MODEL_NAME
+    target.mkdir()
+    monkeypatch.setattr(large, "install", lambda dest: (target, False))
+    commands: list[list[str]] = []
+
+    def failing(command: list[str]) -> None:
+        commands.append(command)
+        if "register_model" in command:
+            raise large.subprocess.CalledProcessError(1, command)
+
+    monkeypatch.setattr(large, "_run", failing)
+    with pytest.raises(large.subprocess.CalledProcessError):
+        large.main(["--dest", str(tmp_path), "--no-install"])
+    # when it is run again, the tables are made first and the folder is registered this time
+    commands.clear()
+    monkeypatch.setattr(large, "_run", commands.append)
+    assert large.main(["--dest", str(tmp_path), "--no-install"]) == 0
+    assert [c[2] for c in commands] == ["migrate", "register_model"] and str(target) in commands[1]
+    # and a third run registers nothing again
+    commands.clear()
+    assert large.main(["--dest", str(tmp_path), "--no-install"]) == 0
+    assert commands == []
