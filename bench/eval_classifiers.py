@@ -91,6 +91,7 @@ def main() -> int:
     parser.add_argument("--head-init", choices=["probe", "random"], default=None,
                         help="start the head as a frozen probe or from random weights (default: the trainer's)")
     parser.add_argument("--head-lr-multiplier", type=float, default=None, help="default: the trainer's")
+    parser.add_argument("--label-smoothing", type=float, default=None, help="default: the trainer's")
     parser.add_argument("--no-probe", action="store_true", help="skip the frozen-probe baseline")
     ns = parser.parse_args()
 
@@ -119,6 +120,7 @@ def main() -> int:
             dev_fraction=0.1, max_bytes=None, class_weighting=ns.class_weighting, pooling=ns.pooling,
             **({"head_init": ns.head_init} if ns.head_init else {}),
             **({"head_lr_multiplier": ns.head_lr_multiplier} if ns.head_lr_multiplier else {}),
+            **({"label_smoothing": ns.label_smoothing} if ns.label_smoothing is not None else {}),
             **({"base_model": str(base)} if ns.base_model else {}))
         started = time.perf_counter()
         result = train_classifier(args, progress=_print_event)
@@ -128,7 +130,8 @@ def main() -> int:
     verdict = "meets" if score >= bench.goal else "below"
     print(json.dumps({k: metrics[k] for k in ("accuracy", "macro_f1", "weighted_f1")}, indent=2))
     pooling = result.manifest.extra["pooling"]
-    recipe = f"{pooling} pooling, {result.manifest.extra['head_init']} head, head lr x{args.head_lr_multiplier:g}"
+    recipe = (f"{pooling} pooling, {result.manifest.extra['head_init']} head, head lr x{args.head_lr_multiplier:g}, "
+              f"label smoothing {args.label_smoothing:g}")
     print(f"{ns.benchmark} {ns.method} ({recipe}): {bench.metric} {score:.4f} on {len(result.test_rows)} rows "
           f"({verdict} the goal {bench.goal}); epochs run {result.manifest.extra['epochs_run']}, "
           f"best {result.manifest.extra['best_epoch']}, {elapsed:.0f} s"

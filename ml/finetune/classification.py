@@ -165,7 +165,7 @@ class _ClassifierTask:
         if args.class_weighting == "balanced":
             weight = torch.tensor(class_weights([label for _, label in split.train], labels),
                                   dtype=torch.float32, device=device)
-        self.loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
+        self.loss_fn = torch.nn.CrossEntropyLoss(weight=weight, label_smoothing=args.label_smoothing)
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
         return epoch_batches(self.lengths, self.args.batch_size, self.args.seed, epoch, self.args.length_bucketing)

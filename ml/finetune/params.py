@@ -123,6 +123,10 @@ class TrainParams:
     head_init: str = _knob("random", choices=("probe", "random"), tasks=CLASSIFIER,
                            help="Start the head as a logistic-regression probe fitted on the frozen encoder's "
                                 "sentence vectors (then fine-tune everything), or from random weights.")
+    label_smoothing: float = _knob(
+        0.0, low=0.0, high=0.5, tasks=CLASSIFIER,
+        help="Share of each row's target spread over the other labels (0: plain cross-entropy); "
+             "guards a fine-tune against over-confident, over-fitted heads.")
     contrastive_pairs: int = _knob(
         0, low=0, high=200_000, tasks=CLASSIFIER,
         help="Sentence pairs of a SetFit-style contrastive stage before the head (0: off).")

@@ -389,3 +389,39 @@ def test_the_head_starts_as_a_probe_fitted_on_the_frozen_sentence_vectors(rows, 
         result = train_classifier(_args(train, tmp_path / head_init, epochs=1, max_steps=1, max_length=16,
                                         head_init=head_init))
         assert result.manifest.extra["head_init"] == result.manifest.extra["train_args"]["head_init"] == head_init
+
+
+def test_label_smoothing_spreads_part_of_each_target_over_the_other_labels(rows, tmp_path):
+    # given the classifier's loss with and without label smoothing, on the same rows and model
+    import torch
+    from transformers import AutoTokenizer
+
+    from ml.finetune.classification import _build_model, _ClassifierTask
+    from ml.finetune.splits import Split
+
+    labels = ["account", "refund", "shipping"]
+    split = Split(train=rows[:8], dev=[], test=[])
+    tokenizer = AutoTokenizer.from_pretrained(str(_args(rows, tmp_path / "x").base_model))
+    torch.manual_seed(0)
+    model = _build_model(_args(rows, tmp_path / "x"), labels).eval()
+    losses = {}
+    for smoothing in (0.0, 0.2):
+        args = _args(rows, tmp_path / "x", label_smoothing=smoothing, class_weighting="none")
+        task = _ClassifierTask(args, tokenizer, split, labels, "cpu")
+        with torch.no_grad():
+            losses[smoothing] = float(task.batch_loss(model, list(range(8))))
+            feats = tokenizer([t for t, _ in split.train], padding=True, truncation=True, max_length=32,
+                              return_tensors="pt")
+            log_p = torch.log_softmax(model(**feats).logits.float(), dim=-1)
+    # then the smoothed loss is 0.8 x cross-entropy + 0.2 x the mean of -log p over all labels
+    gold = torch.tensor([labels.index(y) for _, y in split.train])
+    nll = float(-log_p[torch.arange(8), gold].mean())
+    uniform = float(-log_p.mean())
+    assert losses[0.0] == pytest.approx(nll, rel=1e-4)
+    assert losses[0.2] == pytest.approx(0.8 * nll + 0.2 * uniform, rel=1e-4)
+    # and out-of-range values are refused before any work
+    from ml.finetune.params import param_specs
+
+    spec = next(s for s in param_specs("classifier") if s.name == "label_smoothing")
+    with pytest.raises(ValueError, match="label_smoothing"):
+        spec.check(0.9)
