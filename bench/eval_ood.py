@@ -126,12 +126,10 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             if method == "knn_max_prob":
                 return ood.knn_max_prob_scores(part["probs"], part["features"], reference)
             if method == "knn_max_prob_oos":
-                out = ood.knn_max_prob_oos_scores(part["probs"], part["features"], reference, oos_reference)
-                if part is dev_arrays:  # the examples themselves: each against the others
-                    rows = part["is_oos"]
-                    out[rows] = ood.knn_max_prob_oos_scores(part["probs"][rows], part["features"][rows], reference,
-                                                            oos_reference, exclude_self=True)
-                return out
+                if part is dev_arrays:  # holds the examples themselves
+                    return ood.knn_max_prob_oos_held_out(part["probs"], part["features"], reference, oos_reference,
+                                                         part["is_oos"])
+                return ood.knn_max_prob_oos_scores(part["probs"], part["features"], reference, oos_reference)
             return ood.max_prob_scores(part["probs"])
 
         threshold, basis = ood.choose_threshold(scores(dev_arrays), dev_arrays["correct"], dev_arrays["is_oos"])

@@ -133,10 +133,7 @@ def fit_abstention(
         train32, oos32 = reference.astype(np.float32), oos_reference.astype(np.float32)
         scores["knn"] = ood.knn_scores(features, train32)
         scores["knn_max_prob"] = ood.knn_max_prob_scores(probs, features, train32)
-        # The examples are scored against the others: each one is its own nearest example.
-        scores["knn_max_prob_oos"] = np.concatenate([
-            ood.knn_max_prob_oos_scores(probs[:n_in], features[:n_in], train32, oos32),
-            ood.knn_max_prob_oos_scores(probs[n_in:], features[n_in:], train32, oos32, exclude_self=True)])
+        scores["knn_max_prob_oos"] = ood.knn_max_prob_oos_held_out(probs, features, train32, oos32, is_oos)
     aurocs = {method: ood.auroc(s, is_oos) for method, s in scores.items()}
     chosen = {m: ood.choose_threshold(s, correct, is_oos, max_accuracy_drop=max_accuracy_drop)
               for m, s in scores.items()}

@@ -152,6 +152,21 @@ def knn_max_prob_oos_scores(probs: np.ndarray, features: np.ndarray, reference: 
     return np.clip(blend - oos_penalty * near_oos, 0.0, 1.0)
 
 
+def knn_max_prob_oos_held_out(probs: np.ndarray, features: np.ndarray, reference: np.ndarray,
+                              oos_reference: np.ndarray, examples: np.ndarray) -> np.ndarray:
+    """``knn_max_prob_oos`` of held-out rows among which are the out-of-scope examples themselves.
+
+    ``examples`` flags those rows, in the order of ``oos_reference``; each of them is scored
+    against the other examples (it would be its own nearest one), every other row as served.
+    """
+    examples = np.asarray(examples, dtype=bool)
+    out = np.empty(len(features), dtype=np.float32)
+    out[~examples] = knn_max_prob_oos_scores(probs[~examples], features[~examples], reference, oos_reference)
+    out[examples] = knn_max_prob_oos_scores(probs[examples], features[examples], reference, oos_reference,
+                                            exclude_self=True)
+    return out
+
+
 @dataclass
 class Abstention:
     """A loaded classifier's abstention rule.
