@@ -92,6 +92,8 @@ def main() -> int:
                         help="start the head as a frozen probe or from random weights (default: the trainer's)")
     parser.add_argument("--head-lr-multiplier", type=float, default=None, help="default: the trainer's")
     parser.add_argument("--label-smoothing", type=float, default=None, help="default: the trainer's")
+    parser.add_argument("--wise-alpha", type=float, default=None,
+                        help="WiSE-FT: average the encoder with its base at this share, refit the head (default: off)")
     parser.add_argument("--no-probe", action="store_true", help="skip the frozen-probe baseline")
     ns = parser.parse_args()
 
@@ -121,6 +123,7 @@ def main() -> int:
             **({"head_init": ns.head_init} if ns.head_init else {}),
             **({"head_lr_multiplier": ns.head_lr_multiplier} if ns.head_lr_multiplier else {}),
             **({"label_smoothing": ns.label_smoothing} if ns.label_smoothing is not None else {}),
+            **({"wise_alpha": ns.wise_alpha} if ns.wise_alpha is not None else {}),
             **({"base_model": str(base)} if ns.base_model else {}))
         started = time.perf_counter()
         result = train_classifier(args, progress=_print_event)
@@ -131,11 +134,16 @@ def main() -> int:
     print(json.dumps({k: metrics[k] for k in ("accuracy", "macro_f1", "weighted_f1")}, indent=2))
     pooling = result.manifest.extra["pooling"]
     recipe = (f"{pooling} pooling, {result.manifest.extra['head_init']} head, head lr x{args.head_lr_multiplier:g}, "
-              f"label smoothing {args.label_smoothing:g}")
+              f"label smoothing {args.label_smoothing:g}, WiSE-FT alpha {args.wise_alpha:g}")
     print(f"{ns.benchmark} {ns.method} ({recipe}): {bench.metric} {score:.4f} on {len(result.test_rows)} rows "
           f"({verdict} the goal {bench.goal}); epochs run {result.manifest.extra['epochs_run']}, "
           f"best {result.manifest.extra['best_epoch']}, {elapsed:.0f} s"
           + (f"; smoke run on {ns.max_train_rows} train rows" if ns.max_train_rows else ""))
+    averaging = result.manifest.extra.get("weight_averaging")
+    if averaging and averaging.get("fine_tuned_held_out"):
+        before = averaging["fine_tuned_held_out"][bench.metric]
+        print(f"WiSE-FT alpha {averaging['alpha']:g}: {bench.metric} {before:.4f} fine-tuned -> {score:.4f} averaged "
+              f"(dev macro-F1 {averaging['dev_macro_f1_fine_tuned']:.4f} -> {averaging['dev_macro_f1_averaged']:.4f})")
     if baseline is not None:
         margin = score - baseline[bench.metric]
         print(f"fine-tuned vs frozen probe (same rows): {bench.metric} {score:.4f} vs {baseline[bench.metric]:.4f} "

@@ -35,6 +35,7 @@ from ml.finetune.events import EpochDone, Progress, StepDone, TrainingDone, Trai
 from ml.finetune.loop import Evaluation, LoopSettings, Trainer, epoch_batches, head_parameter_names, seed_all
 from ml.finetune.params import add_cli_flags
 from ml.finetune.probe_head import init_head_from_probe
+from ml.finetune.weight_averaging import weight_average_and_refit
 from ml.mean_pooling import pooling_of, use_mean_pooling
 
 __all__ = ["ClassifierTrainArgs", "DatasetInvalid", "TrainResult", "TrainingCancelled",
@@ -277,9 +278,12 @@ def train_classifier(
     if world is not None and world.rank != 0:
         return TrainResult(read_manifest_after(world, Path(args.output_dir)), Path(args.output_dir), run.history,
                            resumed_from)
-    adapter = adapter_config_record(model)
-    result = _finish(run_args, model, tokenizer, labels, split, data_hash, run.to_dict(), resumed_from,
-                     {"adapter": adapter, "head_init": head_init})
+    recipe: dict[str, Any] = {"adapter": adapter_config_record(model), "head_init": head_init}
+    dev = None
+    if args.wise_alpha < 1.0:  # WiSE-FT (ml.finetune.weight_averaging)
+        recipe["weight_averaging"], dev = weight_average_and_refit(
+            model, tokenizer, task, split, labels, base_dir=base_dir, alpha=args.wise_alpha, seed=args.seed)
+    result = _finish(run_args, model, tokenizer, labels, split, data_hash, run.to_dict(), resumed_from, recipe, dev)
     if not args.keep_checkpoint:
         from ml.finetune import checkpoint as ckpt
 
@@ -305,8 +309,9 @@ def read_manifest_after(world: Any, out_dir: Path) -> Manifest:
 
 def _finish(args: ClassifierTrainArgs, model: torch.nn.Module, tokenizer: Any, labels: list[str],
             split: Split, data_hash: str, run: dict[str, Any], resumed_from: int,
-            recipe: dict[str, Any]) -> TrainResult:
-    """Evaluates the best weights on the held-out rows and writes the artifact atomically."""
+            recipe: dict[str, Any], dev: dict[str, Any] | None = None) -> TrainResult:
+    """Evaluates the final weights on the held-out rows and writes the artifact atomically
+    (``dev``: the final weights' dev report, when they are not the best epoch's)."""
     from ml.finetune.peft_methods import is_adapter_method
 
     held_out, evaluated_on = (split.test, "test") if split.test else (split.dev, "dev")
@@ -314,7 +319,7 @@ def _finish(args: ClassifierTrainArgs, model: torch.nn.Module, tokenizer: Any, l
                                batch_size=args.eval_batch_size)
     gold = [label for _, label in held_out]
     best = next((h for h in run["history"] if h["epoch"] == run["best_epoch"]), None)
-    metrics["dev"] = best["dev"] if best and best["dev"] else {}
+    metrics["dev"] = dev if dev is not None else (best["dev"] if best and best["dev"] else {})
     metrics["evaluated_on"] = evaluated_on
     majority = Counter(label for _, label in split.train).most_common(1)[0][0]
     metrics["majority_baseline_accuracy"] = (

@@ -73,6 +73,9 @@ class ClassifierTrainArgs(TrainParams):
         for spec in param_specs("classifier"):  # the knobs' choices, also when built in code
             if spec.choices is not None:
                 spec.check(getattr(self, spec.name))
+        if self.wise_alpha < 1.0 and self.method != "full":
+            raise ValueError(f"wise_alpha averages a full fine-tune with its base; method {self.method!r} "
+                             "leaves the base weights as they are (use wise_alpha 1)")
         if self.class_weighting not in {"balanced", "none"}:
             raise ValueError(f"class_weighting must be 'balanced' or 'none', not {self.class_weighting!r}")
         self.output_dir = Path(self.output_dir)

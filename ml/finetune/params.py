@@ -127,6 +127,10 @@ class TrainParams:
         0.0, low=0.0, high=0.5, tasks=CLASSIFIER,
         help="Share of each row's target spread over the other labels (0: plain cross-entropy); "
              "guards a fine-tune against over-confident, over-fitted heads.")
+    wise_alpha: float = _knob(
+        1.0, low=0.0, high=1.0, tasks=CLASSIFIER,
+        help="WiSE-FT (full method only): the encoder ends at this share of its fine-tuned weights plus the "
+             "rest of the base model's, and the head is refitted on it as a logistic regression (1: off).")
     contrastive_pairs: int = _knob(
         0, low=0, high=200_000, tasks=CLASSIFIER,
         help="Sentence pairs of a SetFit-style contrastive stage before the head (0: off).")
