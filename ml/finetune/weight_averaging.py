@@ -63,8 +63,10 @@ def average_with_base(model: torch.nn.Module, base_dir: str | Path, alpha: float
     return averaged
 
 
-def weight_average_and_refit(model: torch.nn.Module, tokenizer: Any, task: Any, split: Split, labels: list[str],
-                             *, base_dir: str | Path, alpha: float, seed: int) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def weight_average_and_refit(
+    model: torch.nn.Module, tokenizer: Any, task: Any, split: Split, labels: list[str], *,
+    base_dir: str | Path, alpha: float, seed: int,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """WiSE-FT at the end of a full fine-tune: average with the base, refit the head, score dev.
 
     Args:

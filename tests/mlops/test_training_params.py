@@ -73,6 +73,8 @@ def test_the_service_checks_parameters_against_the_task_before_any_work():
     too_many = (torch.cuda.device_count() if torch.cuda.is_available() else os.cpu_count() or 1) + 1
     with pytest.raises(ValidationError, match="data-parallel processes need"):
         training_job_create(dataset=DatasetFactory(), method="lora", params={"processes": too_many}, user=user)
+    with pytest.raises(ValidationError, match="wise_alpha averages a full fine-tune"):
+        training_job_create(dataset=DatasetFactory(), method="lora", params={"wise_alpha": 0.5}, user=user)
     with pytest.raises(ValueError, match="warmup_ratio must be between"):
         clean_params({"warmup_ratio": 0.9}, "classifier")
 

@@ -146,6 +146,8 @@ def training_job_create(
     if dataset.task == DatasetTask.CHAT_TRANSCRIPTS and method != TrainingJob.Method.LORA:
         raise ValidationError("the chat LM is tuned with LoRA only")
     clean = training_params_clean(params, param_task(dataset.task))
+    if clean.get("wise_alpha", 1.0) < 1.0 and method != TrainingJob.Method.FULL:
+        raise ValidationError("wise_alpha averages a full fine-tune with its base model: use it with method full")
     active = _active(dataset.role)
     if (dataset.task == DatasetTask.TEXT_CLASSIFICATION and active is not None and active.labels
             and not clean.get("allow_new_labels") and set(active.labels) != set(dataset.label_counts)):
