@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         clf = _classifier(args.method, train, args, Path(tmp))
         trained = time.perf_counter() - started
         train_texts = [t for t, _ in train]
-        fit = fit_abstention(clf, dev, oos_dev, train_texts, seed=args.seed)
+        fit = fit_abstention(clf, dev, oos_dev, train_texts, train_labels=[y for _, y in train], seed=args.seed)
         temperature = float(fit.extra["calibration"]["temperature"])
         dev_arrays = _arrays(clf, dev + oos_dev, temperature)
         tst = _arrays(clf, test, temperature)
@@ -119,6 +119,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     base = float(tst["correct"][inside].mean())
     results = []
     oos_reference = ood.unit_rows(dev_arrays["features"][dev_arrays["is_oos"]])
+    label_index = {label: i for i, label in enumerate(clf.labels)}
+    reference_labels = np.array([label_index.get(y, -1) for _, y in train])
     for method in ood.METHODS:
         def scores(part: dict[str, np.ndarray], method: str = method) -> np.ndarray:
             if method == "knn":
@@ -128,8 +130,9 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             if method == "knn_max_prob_oos":
                 if part is dev_arrays:  # holds the examples themselves
                     return ood.knn_max_prob_oos_held_out(part["probs"], part["features"], reference, oos_reference,
-                                                         part["is_oos"])
-                return ood.knn_max_prob_oos_scores(part["probs"], part["features"], reference, oos_reference)
+                                                         part["is_oos"], reference_labels)
+                return ood.knn_max_prob_oos_scores(part["probs"], part["features"], reference, oos_reference,
+                                                   reference_labels=reference_labels)
             return ood.max_prob_scores(part["probs"])
 
         threshold, basis = ood.choose_threshold(scores(dev_arrays), dev_arrays["correct"], dev_arrays["is_oos"])

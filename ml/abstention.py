@@ -12,8 +12,9 @@ given labelled rows, and rewrites its manifest atomically. The manifest then hol
   "dev", "k", "embeddings_file", "knn_weight", "oos_embeddings_file", "oos_penalty"}`` (``k`` and
   ``embeddings_file`` for the kNN scorers, whose training features are stored beside it as
   float16 ``ood_train_embeddings.npy``; ``knn_weight`` for the blends; ``oos_embeddings_file``
-  (``ood_oos_embeddings.npy``: the out-of-scope examples' features) and ``oos_penalty`` for
-  ``knn_max_prob_oos``).
+  (``ood_oos_embeddings.npy``: the out-of-scope examples' features), ``oos_penalty``, ``oos_margin``
+  and, when the training labels were given, ``labels_file`` (``ood_train_labels.npy``: the class
+  index of each reference row) for ``knn_max_prob_oos``).
 """
 
 from __future__ import annotations
@@ -47,11 +48,14 @@ class AbstentionFit:
         reference: float16 unit-length training features when a kNN scorer won.
         oos_reference: float16 unit-length features of the out-of-scope examples when
             ``knn_max_prob_oos`` won.
+        reference_labels: int16 class index of each ``reference`` row (-1: a label the model
+            lacks) when ``knn_max_prob_oos`` won and the training labels were given.
     """
 
     extra: dict[str, Any]
     reference: np.ndarray | None = None
     oos_reference: np.ndarray | None = None
+    reference_labels: np.ndarray | None = None
     scores: dict[str, list[float]] = field(default_factory=dict)
 
     @property
@@ -82,6 +86,7 @@ def fit_abstention(
     oos_rows: Sequence[Row] = (),
     train_texts: Sequence[str] = (),
     *,
+    train_labels: Sequence[str] = (),
     oos_label: str = ood.OOS_LABEL,
     max_accuracy_drop: float = ood.MAX_ACCURACY_DROP,
     batch_size: int = 64,
@@ -95,6 +100,8 @@ def fit_abstention(
         oos_rows: held-out out-of-scope rows (any label; they count as out of scope).
         train_texts: the texts the model was trained on; enables the ``knn`` scorer
             (subsampled to ``ood.MAX_KNN_ROWS``).
+        train_labels: their labels, if known (``knn_max_prob_oos`` then reads the predicted
+            class's nearest training text).
         oos_label: recorded as the label abstentions count as.
         max_accuracy_drop: in-scope accuracy a threshold may cost (absolute).
         batch_size: texts per forward pass.
@@ -104,8 +111,11 @@ def fit_abstention(
         The AbstentionFit.
 
     Raises:
-        ValueError: no in-scope held-out row has a label the model knows.
+        ValueError: no in-scope held-out row has a label the model knows, or ``train_labels``
+            is not one label per training text.
     """
+    if train_labels and len(train_labels) != len(train_texts):
+        raise ValueError(f"{len(train_labels)} training labels for {len(train_texts)} training texts")
     index = {label: i for i, label in enumerate(classifier.labels)}
     known = [(t, label) for t, label in dev_rows if label in index and label != oos_label]
     if not known:
@@ -122,18 +132,21 @@ def fit_abstention(
     correct[:n_in] = probs[:n_in].argmax(axis=1) == targets
 
     scores = {"max_prob": ood.max_prob_scores(probs)}
-    reference = oos_reference = None
+    reference = oos_reference = reference_labels = None
     if use_knn and features is not None:
-        sample = list(train_texts)
-        if len(sample) > ood.MAX_KNN_ROWS:
-            sample = random.Random(seed).sample(sample, ood.MAX_KNN_ROWS)  # noqa: S311 - not a secret
-        reference = ood.unit_rows(_features(classifier, sample, batch_size)).astype(np.float16)
+        rows = list(range(len(train_texts)))
+        if len(rows) > ood.MAX_KNN_ROWS:
+            rows = random.Random(seed).sample(rows, ood.MAX_KNN_ROWS)  # noqa: S311 - not a secret
+        reference = ood.unit_rows(_features(classifier, [train_texts[i] for i in rows], batch_size)).astype(np.float16)
+        if train_labels:
+            reference_labels = np.array([index.get(train_labels[i], -1) for i in rows], dtype=np.int16)
         oos_reference = ood.unit_rows(features[n_in:]).astype(np.float16)
         # Scored as served: against the float16 references the artifact will store.
         train32, oos32 = reference.astype(np.float32), oos_reference.astype(np.float32)
         scores["knn"] = ood.knn_scores(features, train32)
         scores["knn_max_prob"] = ood.knn_max_prob_scores(probs, features, train32)
-        scores["knn_max_prob_oos"] = ood.knn_max_prob_oos_held_out(probs, features, train32, oos32, is_oos)
+        scores["knn_max_prob_oos"] = ood.knn_max_prob_oos_held_out(probs, features, train32, oos32, is_oos,
+                                                                   reference_labels=reference_labels)
     aurocs = {method: ood.auroc(s, is_oos) for method, s in scores.items()}
     chosen = {m: ood.choose_threshold(s, correct, is_oos, max_accuracy_drop=max_accuracy_drop)
               for m, s in scores.items()}
@@ -157,11 +170,14 @@ def fit_abstention(
     else:
         reference = None
     if method in ood.NEEDS_OOS_REFERENCE:
-        abstention.update(oos_embeddings_file=ood.OOS_EMBEDDINGS_FILE, oos_penalty=ood.OOS_PENALTY)
+        abstention.update(oos_embeddings_file=ood.OOS_EMBEDDINGS_FILE, oos_penalty=ood.OOS_PENALTY,
+                          oos_margin=ood.OOS_MARGIN)
+        if reference_labels is not None:
+            abstention["labels_file"] = ood.LABELS_FILE
     else:
-        oos_reference = None
+        oos_reference = reference_labels = None
     return AbstentionFit(extra={"calibration": calibration.to_manifest(), "abstention": abstention},
-                         reference=reference, oos_reference=oos_reference,
+                         reference=reference, oos_reference=oos_reference, reference_labels=reference_labels,
                          scores={m: s.tolist() for m, s in scores.items()})
 
 
@@ -176,15 +192,19 @@ def apply_fit(classifier: CalibratedClassifier, fit: AbstentionFit) -> None:
         method=entry["method"], threshold=float(entry["threshold"]), oos_label=entry["oos_label"],
         reference=unit(fit.reference), k=int(entry.get("k", ood.KNN_K)),
         knn_weight=float(entry.get("knn_weight", ood.BLEND_KNN_WEIGHT)), oos_reference=unit(fit.oos_reference),
-        oos_penalty=float(entry.get("oos_penalty", ood.OOS_PENALTY)))
+        oos_penalty=float(entry.get("oos_penalty", ood.OOS_PENALTY)),
+        reference_labels=None if fit.reference_labels is None else fit.reference_labels.astype(np.int64),
+        oos_margin=entry.get("oos_margin"))
 
 
 def write_reference(directory: Path, fit: AbstentionFit) -> None:
     """Writes the reference features the fit's scorer reads (if any) atomically into ``directory``."""
-    for rows, name in ((fit.reference, ood.EMBEDDINGS_FILE), (fit.oos_reference, ood.OOS_EMBEDDINGS_FILE)):
+    for rows, name, dtype in ((fit.reference, ood.EMBEDDINGS_FILE, np.float16),
+                              (fit.oos_reference, ood.OOS_EMBEDDINGS_FILE, np.float16),
+                              (fit.reference_labels, ood.LABELS_FILE, np.int16)):
         if rows is None:
             continue
-        values = rows.astype(np.float16)
+        values = rows.astype(dtype)
 
         def write(tmp: Path, values: np.ndarray = values) -> None:
             with open(tmp, "wb") as fh:  # a file object: np.save would add ".npy" to a bare path
@@ -203,6 +223,7 @@ def calibrate_artifact(
     rows: Sequence[Row],
     *,
     train_texts: Sequence[str] = (),
+    train_labels: Sequence[str] = (),
     oos_label: str = ood.OOS_LABEL,
     registry: Registry | None = None,
 ) -> Manifest:
@@ -217,6 +238,7 @@ def calibrate_artifact(
         artifact_dir: a classifier artifact (any kind served through ``ml.classify``).
         rows: labelled held-out rows; ``oos_label`` rows are the out-of-scope examples.
         train_texts: the training texts, if known (enables ``knn``).
+        train_labels: their labels, if known (see ``fit_abstention``).
         oos_label: the out-of-scope label.
         registry: loads the artifact (the process registry by default, which the embedding
             classifiers need for their embedder); its cached copy is updated in place.
@@ -238,7 +260,7 @@ def calibrate_artifact(
         registry = default_registry()
     classifier = registry.load_artifact(path)
     in_scope, oos_rows = split_oos(rows, oos_label)
-    fit = fit_abstention(classifier, in_scope, oos_rows, train_texts, oos_label=oos_label)
+    fit = fit_abstention(classifier, in_scope, oos_rows, train_texts, train_labels=train_labels, oos_label=oos_label)
     write_reference(path, fit)
     updated = with_fit(manifest, fit)
     write_manifest(path, updated)

@@ -152,8 +152,8 @@ class ModelVersionAbstentionInputSerializer(serializers.Serializer):
         min_value=0.0, max_value=1.0,
         help_text="Abstain ('not mine') when the in-scope score is below this: the calibrated top "
         "probability (method max_prob), the similarity to the training texts (method knn), a weighted "
-        "mean of both (method knn_max_prob), or that mean less the similarity to the nearest out-of-scope "
-        "example (method knn_max_prob_oos).",
+        "mean of both (method knn_max_prob), or that mean (the similarity read to the predicted class's texts) "
+        "less how close the nearest out-of-scope example comes to it (method knn_max_prob_oos).",
     )
 
 

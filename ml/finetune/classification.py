@@ -346,6 +346,7 @@ def _calibrate(out_dir: Path, split: Split) -> Manifest | None:
 
     try:
         return calibrate_artifact(out_dir, split.dev + split.oos, train_texts=[t for t, _ in split.train],
+                                  train_labels=[label for _, label in split.train],
                                   registry=Registry())
     except ValueError as exc:
         log.warning("no calibration for %s: %s", out_dir, exc)

@@ -112,7 +112,8 @@ def train_fewshot(
     seconds = time.perf_counter() - started
     fit = None
     if split.dev:
-        fit = fit_abstention(clf, split.dev, oos_dev, [t for t, _ in fit_rows], oos_label=oos_label, seed=seed)
+        fit = fit_abstention(clf, split.dev, oos_dev, [t for t, _ in fit_rows],
+                             train_labels=[label for _, label in fit_rows], oos_label=oos_label, seed=seed)
         apply_fit(clf, fit)
     clf.embedder = embedder  # the memo served training; the test rows are embedded once anyway
     held_out = (split.test or split.dev) + oos_test

@@ -16,8 +16,10 @@ from ml.finetune.data import validate
 from ml.finetune.fewshot import train_fewshot
 from ml.ood import (
     EMBEDDINGS_FILE,
+    LABELS_FILE,
     METHODS,
     OOS_EMBEDDINGS_FILE,
+    OOS_MARGIN,
     OOS_PENALTY,
     Abstention,
     choose_threshold,
@@ -94,21 +96,41 @@ def test_knn_max_prob_weighs_the_neighbour_similarity_and_the_top_probability():
         rule.scores(probs, None)
 
 
-def test_knn_max_prob_oos_lowers_the_score_near_an_out_of_scope_example():
+def test_knn_max_prob_oos_pushes_out_a_text_as_close_to_an_example_as_to_its_predicted_class():
+    # given two training rows of two classes and one out-of-scope example on a third axis
+    reference = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    reference_labels = np.array([0, 1])
+    oos_reference = np.array([[0.0, 1.0, 0.0]])
+    # on class 0's row and predicted 0 / on class 0's row but predicted 1 / between class 0 and the example
+    features = np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.6, 0.8, 0.0]])
+    probs = np.array([[0.8, 0.2], [0.4, 0.6], [0.7, 0.3]])
+    scores = knn_max_prob_oos_scores(probs, features, reference, oos_reference, knn_weight=0.75, oos_penalty=1.0,
+                                     oos_margin=0.1, reference_labels=reference_labels)
+    # then the kNN term reads the predicted class's nearest row, and the penalty is how much closer
+    # (plus the margin) the example is than that row
+    assert scores == pytest.approx([0.75 * 1.0 + 0.25 * 0.8,
+                                    0.75 * 0.0 + 0.25 * 0.6 - 1.0 * (0.0 - 0.0 + 0.1),
+                                    0.75 * 0.6 + 0.25 * 0.7 - 1.0 * (0.8 - 0.6 + 0.1)], abs=1e-6)
+    rule = Abstention(method="knn_max_prob_oos", threshold=0.5, reference=reference, knn_weight=0.75,
+                      oos_reference=oos_reference, oos_penalty=1.0, oos_margin=0.1, reference_labels=reference_labels)
+    assert rule.scores(probs, features) == pytest.approx(scores)
+    with pytest.raises(ValueError, match="out-of-scope examples"):
+        Abstention(method="knn_max_prob_oos", threshold=0.5, reference=reference).scores(probs, features)
+
+
+def test_a_rule_fitted_before_the_margin_keeps_its_plain_penalty():
     reference = np.array([[1.0, 0.0, 0.0]])
     oos_reference = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
     # on a training row / between a training row and an out-of-scope example / opposite the examples
     features = np.array([[1.0, 0.0, 0.0], [0.6, 0.8, 0.0], [0.0, -1.0, 0.0]])
     probs = np.array([[0.2, 0.8], [0.6, 0.4], [0.5, 0.5]])
     scores = knn_max_prob_oos_scores(probs, features, reference, oos_reference, k=1, knn_weight=0.75,
-                                     oos_penalty=0.25)
+                                     oos_penalty=0.25, oos_margin=None)
     blend = knn_max_prob_scores(probs, features, reference, k=1, knn_weight=0.75)
     assert scores == pytest.approx([blend[0], blend[1] - 0.25 * 0.8, blend[2]])  # negative similarity: no bonus
     rule = Abstention(method="knn_max_prob_oos", threshold=0.5, reference=reference, k=1, knn_weight=0.75,
-                      oos_reference=oos_reference, oos_penalty=0.25)
+                      oos_reference=oos_reference, oos_penalty=0.25, oos_margin=None)
     assert rule.scores(probs, features) == pytest.approx(scores)
-    with pytest.raises(ValueError, match="out-of-scope examples"):
-        Abstention(method="knn_max_prob_oos", threshold=0.5, reference=reference).scores(probs, features)
 
 
 def test_an_example_is_not_its_own_nearest_out_of_scope_example():
@@ -125,28 +147,32 @@ def test_fit_abstention_scores_oos_examples_against_the_others_and_the_rule_surv
     dev = _rows("refund", range(20, 30)) + _rows("shipping", range(20, 30))
     oos = _rows("oos", range(10))
     # when the rule is fitted, every scorer is measured, the new one included
-    fit = fit_abstention(clf, dev, oos, [t for t, _ in train])
+    fit = fit_abstention(clf, dev, oos, [t for t, _ in train], train_labels=[y for _, y in train])
     assert set(fit.extra["abstention"]["auroc"]) == set(METHODS)
     probs = clf.predict_proba([t for t, _ in dev + oos])
     _, features = clf.logits_and_features([t for t, _ in dev + oos], with_features=True)
     reference = clf.logits_and_features([t for t, _ in train], with_features=True)[1]
+    labels = np.array([clf.labels.index(y) for _, y in train])
     examples = features[len(dev):]
     expected = np.concatenate([
-        knn_max_prob_oos_scores(probs[:len(dev)], features[:len(dev)], reference, examples),
-        knn_max_prob_oos_scores(probs[len(dev):], features[len(dev):], reference, examples, exclude_self=True)])
+        knn_max_prob_oos_scores(probs[:len(dev)], features[:len(dev)], reference, examples, reference_labels=labels),
+        knn_max_prob_oos_scores(probs[len(dev):], features[len(dev):], reference, examples, reference_labels=labels,
+                                exclude_self=True)])
     np.testing.assert_allclose(fit.scores["knn_max_prob_oos"], expected, atol=2e-3)  # float16 references
-    # and a rule of that method written beside an artifact reads back with both references
+    # and a rule of that method written beside an artifact reads back with both references and the labels
     entry = {"method": "knn_max_prob_oos", "threshold": 0.6, "oos_label": "oos", "k": 1,
              "embeddings_file": EMBEDDINGS_FILE, "oos_embeddings_file": OOS_EMBEDDINGS_FILE,
-             "knn_weight": 0.75, "oos_penalty": OOS_PENALTY}
+             "knn_weight": 0.75, "oos_penalty": OOS_PENALTY, "oos_margin": OOS_MARGIN, "labels_file": LABELS_FILE}
     write_reference(tmp_path, AbstentionFit(extra={"abstention": entry}, reference=reference.astype(np.float16),
-                                            oos_reference=examples.astype(np.float16)))
+                                            oos_reference=examples.astype(np.float16), reference_labels=labels))
     rule = Abstention.from_manifest(tmp_path, {"abstention": entry})
     assert rule.method == "knn_max_prob_oos" and rule.oos_reference.shape == examples.shape
+    assert rule.reference_labels.tolist() == labels.tolist()
     np.testing.assert_allclose(rule.scores(probs, features), expected, atol=2e-3)
-    (tmp_path / OOS_EMBEDDINGS_FILE).unlink()
-    with pytest.raises(ValueError, match="missing"):
-        Abstention.from_manifest(tmp_path, {"abstention": entry})
+    for name in (LABELS_FILE, OOS_EMBEDDINGS_FILE):
+        (tmp_path / name).unlink()
+        with pytest.raises(ValueError, match="missing"):
+            Abstention.from_manifest(tmp_path, {"abstention": entry})
 
 
 def test_knn_score_is_high_near_training_rows_and_low_far_from_them():
