@@ -78,7 +78,7 @@ def _arrays(clf: Any, rows: list[tuple[str, str]], temperature: float) -> dict[s
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
-    from ml import ood
+    from ml import ood, ood_threshold
     from ml.abstention import fit_abstention
     from ml.calibration import expected_calibration_error, softmax
     from ml.finetune.data import stratified_split
@@ -135,16 +135,17 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                                                    reference_labels=reference_labels)
             return ood.max_prob_scores(part["probs"])
 
-        threshold, basis = ood.choose_threshold(scores(dev_arrays), dev_arrays["correct"], dev_arrays["is_oos"])
+        threshold, basis = ood_threshold.choose_threshold(scores(dev_arrays), dev_arrays["correct"],
+                                                          dev_arrays["is_oos"])
         test_scores = scores(tst)
-        point = ood.curve_point(threshold, test_scores, tst["correct"], tst["is_oos"])
+        point = ood_threshold.curve_point(threshold, test_scores, tst["correct"], tst["is_oos"])
         caught_unseen = (test_scores < threshold) & unseen
         results.append({
             "method": method, "chosen": method == fit.method, "threshold": threshold, "basis": basis,
             "in_scope_acc_before": base, "in_scope_acc_after": point["in_scope_accuracy"],
             "oos_precision": point["oos_precision"], "oos_recall": point["oos_recall"],
             "oos_recall_unseen": float(caught_unseen.sum() / unseen.sum()) if unseen.any() else None,
-            "auroc": ood.auroc(test_scores, tst["is_oos"]), "ece_before": ece_before, "ece_after": ece_after,
+            "auroc": ood_threshold.auroc(test_scores, tst["is_oos"]), "ece_before": ece_before, "ece_after": ece_after,
             "temperature": temperature, "train_s": trained,
         })
     return results

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ml import ood
+from ml import ood, ood_threshold
 from ml.artifacts import ArtifactError, Manifest, atomic_write, read_manifest, write_manifest
 from ml.calibration import calibrate, softmax
 
@@ -88,7 +88,7 @@ def fit_abstention(
     *,
     train_labels: Sequence[str] = (),
     oos_label: str = ood.OOS_LABEL,
-    max_accuracy_drop: float = ood.MAX_ACCURACY_DROP,
+    max_accuracy_drop: float = ood_threshold.MAX_ACCURACY_DROP,
     batch_size: int = 64,
     seed: int = 0,
 ) -> AbstentionFit:
@@ -147,10 +147,10 @@ def fit_abstention(
         scores["knn_max_prob"] = ood.knn_max_prob_scores(probs, features, train32)
         scores["knn_max_prob_oos"] = ood.knn_max_prob_oos_held_out(probs, features, train32, oos32, is_oos,
                                                                    reference_labels=reference_labels)
-    aurocs = {method: ood.auroc(s, is_oos) for method, s in scores.items()}
-    chosen = {m: ood.choose_threshold(s, correct, is_oos, max_accuracy_drop=max_accuracy_drop)
+    aurocs = {method: ood_threshold.auroc(s, is_oos) for method, s in scores.items()}
+    chosen = {m: ood_threshold.choose_threshold(s, correct, is_oos, max_accuracy_drop=max_accuracy_drop)
               for m, s in scores.items()}
-    recalls = {m: ood.curve_point(chosen[m][0], np.asarray(s, np.float64), correct, is_oos)["oos_recall"]
+    recalls = {m: ood_threshold.curve_point(chosen[m][0], np.asarray(s, np.float64), correct, is_oos)["oos_recall"]
                for m, s in scores.items()}
     # The scorer that catches the most held-out out-of-scope rows within the accuracy budget
     # (what the threshold is chosen for); then the better AUROC; max_prob when nothing differs.
@@ -159,8 +159,8 @@ def fit_abstention(
     abstention: dict[str, Any] = {
         "method": method, "threshold": threshold, "oos_label": oos_label, "basis": basis,
         "max_accuracy_drop": max_accuracy_drop, "auroc": aurocs,
-        "dev": ood.curve_point(threshold, np.asarray(scores[method], np.float64), correct, is_oos),
-        "curve": ood.threshold_curve(scores[method], correct, is_oos),
+        "dev": ood_threshold.curve_point(threshold, np.asarray(scores[method], np.float64), correct, is_oos),
+        "curve": ood_threshold.threshold_curve(scores[method], correct, is_oos),
         "rows": {"in_scope": n_in, "oos": len(oos_rows)},
     }
     if method in ood.NEEDS_REFERENCE:

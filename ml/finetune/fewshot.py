@@ -22,7 +22,8 @@ from ml.finetune.classifier_args import TrainResult
 from ml.finetune.data import DatasetInvalid, Row, stratified_split, validate
 from ml.finetune.events import EpochDone, Progress, StepDone, TrainingDone, TrainingStarted
 from ml.metrics import classification_report
-from ml.ood import OOS_LABEL, ood_report
+from ml.ood import OOS_LABEL
+from ml.ood_threshold import ood_report
 
 
 class CachedEmbedder:

@@ -22,14 +22,12 @@ from ml.ood import (
     OOS_MARGIN,
     OOS_PENALTY,
     Abstention,
-    choose_threshold,
-    curve_point,
     knn_max_prob_oos_scores,
     knn_max_prob_scores,
     knn_scores,
     nearest_similarity,
-    ood_report,
 )
+from ml.ood_threshold import choose_threshold, curve_point, ood_report
 from tests.ml.test_classify import hf_artifact  # noqa: F401 - fixture: a small saved hf-classifier
 
 # Two intents live on two axes of a 4-d space; out-of-scope texts on a third axis.

@@ -20,7 +20,8 @@ from apps.mlops.models import ModelVersion
 from ml.artifacts import ArtifactError, read_manifest
 from ml.finetune.data import Row
 from ml.metrics import classification_report
-from ml.ood import OOS_LABEL, ood_report
+from ml.ood import OOS_LABEL
+from ml.ood_threshold import ood_report
 from ml.registry import default_registry
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def classifier_score(model: Any, rows: list[Row]) -> dict[str, Any]:
 
     The report judges the classes on the in-scope rows by top label, so versions with and
     without abstention compare fairly in the promotion gate. When the model abstains or the
-    rows hold out-of-scope examples it gains ``abstention`` (``ml.ood.ood_report``: in-scope
+    rows hold out-of-scope examples it gains ``abstention`` (``ml.ood_threshold.ood_report``: in-scope
     accuracy after abstention, out-of-scope precision and recall, the threshold curve).
     """
     texts = [t for t, _ in rows]
