@@ -92,8 +92,63 @@ def test_few_shot_sample_takes_at_most_n_per_intent_reproducibly():
     assert sample == few_shot_sample(rows, 5) and sample == sorted(sample, key=rows.index)
 
 
-def test_chat_demo_creates_the_route_trains_promotes_and_is_idempotent(bitext, capsys):
-    call_command("chat_demo", url="http://127.0.0.1:8123", path=str(bitext), per_intent=12)
+@pytest.fixture
+def no_oos(tmp_path) -> str:
+    return str(tmp_path / "no-banking77")
+
+
+# Banking questions a shop does not answer: two intents give examples, a third is never shown.
+BANKING = {
+    "exchange_rate": ["what is the exchange rate for euros {n}", "how much is a dollar in pounds today {n}",
+                      "currency exchange rate to yen {n}"],
+    "atm_support": ["where is the nearest cash machine {n}", "which ATMs can I withdraw cash from {n}",
+                    "can I use any ATM abroad {n}"],
+    "pending_top_up": ["my top-up of my balance is still pending {n}", "why hasn't my wallet top up gone through {n}",
+                       "top up pending for hours {n}"],
+}
+
+
+@pytest.fixture
+def banking(tmp_path) -> Path:
+    folder = tmp_path / "banking77"
+    folder.mkdir()
+    for name, numbers, intents in (("train.csv", range(10, 14), ("exchange_rate", "atm_support")),
+                                   ("test.csv", range(90, 92), tuple(BANKING))):
+        with (folder / name).open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["text", "category"])
+            for intent in intents:
+                for n in numbers:
+                    for phrase in BANKING[intent]:
+                        writer.writerow([phrase.format(n=n), intent])
+    return folder
+
+
+def test_banking_questions_are_out_of_scope_examples_and_the_served_model_says_not_mine(bitext, banking, capsys):
+    # given the demo data and BANKING77-shaped banking questions beside it
+    call_command("chat_demo", path=str(bitext), oos_path=str(banking), per_intent=12)
+    out = capsys.readouterr().out
+
+    # then 8 questions of each banking intent joined the data as out-of-scope examples, not as a class
+    job = TrainingJob.objects.get()
+    assert job.dataset.rows == 36 and job.dataset.validation["n_oos_rows"] == 16
+    version = ModelVersion.objects.get(role="intent")
+    assert sorted(version.labels) == sorted(PHRASES)
+    assert version.metrics["abstention"]["oos_rows"] == 8  # the half kept to test the threshold
+    # and the served model abstains on held-out banking questions, also of a kind it never saw,
+    # while still answering the shop's questions
+    report = version.metrics["bitext_test"]
+    assert report["oos_recall_rows"] == 12 and report["oos_recall_unseen_rows"] == 6
+    assert report["oos_recall"] >= 0.8 and report["oos_recall_unseen"] >= 0.5
+    assert report["in_scope_answered"] >= 0.8
+    served = model_get("intent")
+    assert served.predict(["what's the exchange rate for swiss francs 77"])[0].abstained
+    assert not served.predict(["please cancel order 555, I changed my mind"])[0].abstained
+    assert "16 out-of-scope examples" in out and "says 'not mine' to" in out
+
+
+def test_chat_demo_creates_the_route_trains_promotes_and_is_idempotent(bitext, no_oos, capsys):
+    call_command("chat_demo", url="http://127.0.0.1:8123", path=str(bitext), per_intent=12, oos_path=no_oos)
     out = capsys.readouterr().out
     route = WidgetRoute.objects.get(key="demo")
     assert route.allowed_origins == ["http://127.0.0.1:8123", "http://localhost:8123"]
@@ -106,22 +161,23 @@ def test_chat_demo_creates_the_route_trains_promotes_and_is_idempotent(bitext, c
     assert served.predict(["please cancel order 555, I changed my mind"])[0].label == "cancel_order"
     accuracy = version.metrics["bitext_test"]["accuracy"]
     assert version.metrics["bitext_test"]["rows"] == 15 and accuracy >= 0.8
-    assert "trained (3 intents, 36 rows), serving as 'intent'" in out and f"accuracy {accuracy:.3f}" in out
+    assert "trained (3 intents, 36 rows, 0 out-of-scope examples), serving as 'intent'" in out
+    assert f"accuracy {accuracy:.3f}" in out
 
     # a second start: nothing new
-    call_command("chat_demo", url="http://127.0.0.1:8123", path=str(bitext), per_intent=12)
+    call_command("chat_demo", url="http://127.0.0.1:8123", path=str(bitext), per_intent=12, oos_path=no_oos)
     out = capsys.readouterr().out
     assert "route 'demo' kept (origins added: none new)" in out and "already trained" in out
     assert TrainingJob.objects.count() == 1 and ModelVersion.objects.count() == 1
     assert WidgetRoute.objects.count() == 1
 
 
-def test_chat_demo_leaves_an_active_intent_model_alone(bitext, capsys):
-    call_command("chat_demo", path=str(bitext), per_intent=12)
+def test_chat_demo_leaves_an_active_intent_model_alone(bitext, no_oos, capsys):
+    call_command("chat_demo", path=str(bitext), per_intent=12, oos_path=no_oos)
     first = ModelVersion.objects.get(role="intent")
     capsys.readouterr()
     # different data (fewer rows): a new job and version, but the active one stays
-    call_command("chat_demo", path=str(bitext), per_intent=8)
+    call_command("chat_demo", path=str(bitext), per_intent=8, oos_path=no_oos)
     out = capsys.readouterr().out
     assert "a candidate (another intent model is active)" in out
     first.refresh_from_db()

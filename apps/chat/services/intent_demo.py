@@ -9,6 +9,13 @@ version and promotes it when the intent role still serves its bundled default, s
 ``model_get("intent")`` answers with these labels. The test split is never trained on: it
 gives the accuracy the README reports.
 
+A shop's assistant must also say "not mine": where ``../shared/datasets/banking77`` is present,
+``OOS_PER_INTENT`` questions of each of ``OOS_INTENTS`` (banking questions no shop answers:
+exchange rates, top-ups, ATMs, PINs...) join the data labelled ``oos``. They are out-of-scope
+examples, not a class (``ml.ood``): half choose the abstention threshold, half test it. The
+version's ``bitext_test`` metrics then also give the out-of-scope recall on BANKING77's test
+questions of those intents and of ``UNSEEN_OOS_INTENTS``, which no example showed.
+
 Idempotent: the job carries an idempotency key made from the data's hash, so a second start
 finds the finished job and trains nothing.
 """
@@ -42,6 +49,21 @@ FILES = (TRAIN_FILE, TEST_FILE)
 PER_INTENT = 64
 SEED = 42
 DATASET_NAME = "Bitext customer-service intents (demo, 64 per intent)"
+OOS_LABEL = "oos"
+OOS_PER_INTENT = 8
+# Banking questions a shop does not answer (BANKING77 intents; those close to a shop's own
+# topics, such as refunds, card payments or account details, are left out).
+OOS_INTENTS = (
+    "exchange_rate", "exchange_via_app", "fiat_currency_support", "exchange_charge", "atm_support",
+    "cash_withdrawal_charge", "card_swallowed", "change_pin", "pin_blocked", "top_up_by_card_charge",
+    "top_up_limits", "top_up_failed", "automatic_top_up", "transfer_timing", "beneficiary_not_allowed",
+    "receiving_money", "getting_virtual_card", "get_physical_card", "lost_or_stolen_phone", "card_about_to_expire",
+)
+UNSEEN_OOS_INTENTS = (
+    "wrong_exchange_rate_for_cash_withdrawal", "declined_cash_withdrawal", "pending_top_up",
+    "top_up_by_bank_transfer_charge", "verify_top_up", "disposable_card_limits", "getting_spare_card",
+    "cash_withdrawal_not_recognised",
+)
 
 
 @dataclass(frozen=True)
@@ -54,6 +76,10 @@ class IntentDemoResult:
     test_accuracy: float | None  # on the Bitext test split (None when the version is not active)
     test_rows: int
     seconds: float
+    oos_rows: int = 0  # out-of-scope examples trained with
+    oos_recall: float | None = None  # on BANKING77 test questions of OOS_INTENTS
+    oos_recall_unseen: float | None = None  # ... of UNSEEN_OOS_INTENTS
+    in_scope_answered: float | None = None  # Bitext test rows answered (not abstained) and right
 
 
 def bitext_rows(path: Path) -> list[tuple[str, str]]:
@@ -81,6 +107,21 @@ def few_shot_sample(rows: list[tuple[str, str]], per_intent: int, seed: int = SE
     return [row for index, row in enumerate(rows) if index in chosen]
 
 
+def banking_rows(path: Path, intents: tuple[str, ...]) -> list[tuple[str, str]]:
+    """``(text, intent)`` rows of a BANKING77 CSV whose intent is one of ``intents``.
+
+    Raises:
+        ValueError: the file lacks the ``text`` or ``category`` column.
+    """
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if not {"text", "category"} <= set(reader.fieldnames or ()):
+            raise ValueError(f"{path.name}: expected columns text and category, got {reader.fieldnames}")
+        wanted = set(intents)
+        return [(row["text"].strip(), row["category"]) for row in reader
+                if row["category"] in wanted and row["text"].strip()]
+
+
 def _csv_bytes(rows: list[tuple[str, str]]) -> bytes:
     lines = ["text,label"]
     for text, label in rows:
@@ -89,24 +130,53 @@ def _csv_bytes(rows: list[tuple[str, str]]) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
-def _test_accuracy(rows: list[tuple[str, str]]) -> float:
-    """Top-label accuracy of the served intent model (abstentions judged by their top label,
-    as the training report's headline figure is)."""
-    predictions = model_get("intent").predict([text for text, _ in rows])
-    return sum(p.label == label for p, (_, label) in zip(predictions, rows, strict=True)) / len(rows)
+def _test_report(rows: list[tuple[str, str]], oos_seen: list[str], oos_unseen: list[str]) -> dict[str, Any]:
+    """The served intent model on held-out rows: top-label accuracy (abstentions judged by their
+    top label, as the training report's headline figure is), the share answered and right, and
+    the share of out-of-scope questions it abstained on."""
+    model = model_get("intent")
+    predictions = model.predict([text for text, _ in rows])
+    report: dict[str, Any] = {
+        "accuracy": sum(p.label == label for p, (_, label) in zip(predictions, rows, strict=True)) / len(rows),
+        "rows": len(rows),
+        "in_scope_answered": sum(p.label == label and not p.abstained
+                                 for p, (_, label) in zip(predictions, rows, strict=True)) / len(rows),
+    }
+    for key, texts in (("oos_recall", oos_seen), ("oos_recall_unseen", oos_unseen)):
+        if texts:
+            report[key] = sum(p.abstained for p in model.predict(texts)) / len(texts)
+            report[f"{key}_rows"] = len(texts)
+    return report
 
 
-def intent_demo_train(folder: Path, *, per_intent: int = PER_INTENT, user: Any = None) -> IntentDemoResult:
+def intent_demo_train(folder: Path, *, per_intent: int = PER_INTENT, user: Any = None,
+                      oos_folder: Path | None = None) -> IntentDemoResult:
     """Trains (once), registers and promotes the demo intent model; see the module's docstring.
+
+    Args:
+        folder: the Bitext data set.
+        per_intent: training rows per intent.
+        user: who starts the job.
+        oos_folder: the BANKING77 data set (``train.csv``, ``test.csv``) giving out-of-scope
+            examples; None or missing: none.
 
     Raises:
         FileNotFoundError: a Bitext file is missing.
-        ValueError: a file is not the Bitext CSV, or the training job failed (its error).
+        ValueError: a file is not the Bitext (or BANKING77) CSV, or the training job failed (its error).
     """
     started = time.perf_counter()
     train = few_shot_sample(bitext_rows(folder / TRAIN_FILE), per_intent)
     test = bitext_rows(folder / TEST_FILE)
-    raw = _csv_bytes(train)
+    oos: list[tuple[str, str]] = []
+    oos_seen: list[str] = []
+    oos_unseen: list[str] = []
+    if oos_folder is not None and (oos_folder / "train.csv").is_file() and (oos_folder / "test.csv").is_file():
+        examples = few_shot_sample(banking_rows(oos_folder / "train.csv", OOS_INTENTS), OOS_PER_INTENT)
+        oos = [(text, OOS_LABEL) for text, _ in examples]
+        held_out = banking_rows(oos_folder / "test.csv", OOS_INTENTS + UNSEEN_OOS_INTENTS)
+        oos_seen = [text for text, intent in held_out if intent in OOS_INTENTS]
+        oos_unseen = [text for text, intent in held_out if intent in UNSEEN_OOS_INTENTS]
+    raw = _csv_bytes(train + oos)
     key = "chat-demo-intent-" + hashlib.sha256(raw).hexdigest()[:32]
     job = TrainingJob.objects.filter(idempotency_key=key).first()
     trained = False
@@ -136,12 +206,12 @@ def intent_demo_train(folder: Path, *, per_intent: int = PER_INTENT, user: Any =
         version = model_version_promote(version=version, user=user, origin="chat_demo (make run)")
         active = version
     promoted = active.pk == version.pk
-    accuracy = None
+    report: dict[str, Any] = {}
     if promoted:
-        accuracy = (version.metrics or {}).get("bitext_test", {}).get("accuracy")
-        if accuracy is None:
-            accuracy = _test_accuracy(test)
-            version.metrics = {**version.metrics, "bitext_test": {"accuracy": accuracy, "rows": len(test)}}
+        report = (version.metrics or {}).get("bitext_test") or {}
+        if "in_scope_answered" not in report:
+            report = _test_report(test, oos_seen, oos_unseen)
+            version.metrics = {**version.metrics, "bitext_test": report}
             version.save(update_fields=["metrics"])
     return IntentDemoResult(
         version=version.version,
@@ -149,7 +219,11 @@ def intent_demo_train(folder: Path, *, per_intent: int = PER_INTENT, user: Any =
         promoted=promoted,
         labels=len(version.labels),
         train_rows=len(train),
-        test_accuracy=accuracy,
+        test_accuracy=report.get("accuracy"),
         test_rows=len(test),
         seconds=time.perf_counter() - started,
+        oos_rows=len(oos),
+        oos_recall=report.get("oos_recall"),
+        oos_recall_unseen=report.get("oos_recall_unseen"),
+        in_scope_answered=report.get("in_scope_answered"),
     )
