@@ -94,6 +94,8 @@ def main() -> int:
     parser.add_argument("--label-smoothing", type=float, default=None, help="default: the trainer's")
     parser.add_argument("--wise-alpha", type=float, default=None,
                         help="WiSE-FT: average the encoder with its base at this share, refit the head (default: off)")
+    parser.add_argument("--dev-fraction", type=float, default=0.1,
+                        help="share of train kept for early stopping (0: train on every row for --epochs)")
     parser.add_argument("--no-probe", action="store_true", help="skip the frozen-probe baseline")
     ns = parser.parse_args()
 
@@ -119,7 +121,7 @@ def main() -> int:
             data=train, test_data=test, role=bench.role, output_dir=out, method=ns.method,
             epochs=ns.epochs or bench.epochs, learning_rate=ns.lr, batch_size=ns.batch_size,
             max_length=ns.max_length, max_train_rows=ns.max_train_rows, seed=ns.seed,
-            dev_fraction=0.1, max_bytes=None, class_weighting=ns.class_weighting, pooling=ns.pooling,
+            dev_fraction=ns.dev_fraction, max_bytes=None, class_weighting=ns.class_weighting, pooling=ns.pooling,
             **({"head_init": ns.head_init} if ns.head_init else {}),
             **({"head_lr_multiplier": ns.head_lr_multiplier} if ns.head_lr_multiplier else {}),
             **({"label_smoothing": ns.label_smoothing} if ns.label_smoothing is not None else {}),
