@@ -92,6 +92,8 @@ def abstention_view(settings: dict[str, Any] | None, eval_report: dict[str, Any]
         "ece_before": _number(calibration.get("ece_before")),
         "ece_after": _number(calibration.get("ece_after")),
         "method": rule.get("method"),
+        "per_class_knn": bool(rule.get("labels_file")),  # knn_max_prob_oos reads the predicted class's texts
+        "relative_oos": rule.get("oos_margin") is not None,  # ... and penalises how close an example comes
         "threshold": _number(rule.get("threshold")),
         "oos_label": rule.get("oos_label"),
         "basis": rule.get("basis"),

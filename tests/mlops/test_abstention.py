@@ -192,3 +192,13 @@ def test_the_bundled_zero_shot_default_gets_a_threshold_from_the_command(held_ou
     fresh = Registry(defaults={"embedder": default_registry()._defaults["embedder"]}).load_artifact(default)
     assert fresh.abstention.threshold == extra["abstention"]["threshold"]
     assert fresh.calibration_temperature == extra["calibration"]["temperature"]
+
+
+def test_the_page_says_which_out_of_scope_rule_a_version_was_fitted_with():
+    from apps.mlops.presenters import abstention_view
+
+    current = {"method": "knn_max_prob_oos", "threshold": 0.6, "oos_margin": 0.1, "labels_file": "ood_train_labels.npy"}
+    legacy = {"method": "knn_max_prob_oos", "threshold": 0.6, "oos_penalty": 0.45}
+    for rule, per_class in ((current, True), (legacy, False)):
+        view = abstention_view({"calibration": None, "abstention": rule}, None)
+        assert (view["per_class_knn"], view["relative_oos"]) == (per_class, per_class)
