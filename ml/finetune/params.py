@@ -127,6 +127,8 @@ class TrainParams:
         0.0, low=0.0, high=0.5, tasks=CLASSIFIER,
         help="Share of each row's target spread over the other labels (0: plain cross-entropy); "
              "guards a fine-tune against over-confident, over-fitted heads.")
+    # 1 (off): BANKING77, MiniLM, default recipe, alpha 0.5: test accuracy 0.931 / 0.931 / 0.925 / 0.924
+    # on seeds 42 / 7 / 1 / 2 against the plain fine-tune's 0.929 / 0.924 / 0.932 / 0.926 (same mean).
     wise_alpha: float = _knob(
         1.0, low=0.0, high=1.0, tasks=CLASSIFIER,
         help="WiSE-FT (full method only): the encoder ends at this share of its fine-tuned weights plus the "
