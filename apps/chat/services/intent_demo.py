@@ -82,17 +82,30 @@ class IntentDemoResult:
     in_scope_answered: float | None = None  # Bitext test rows answered (not abstained) and right
 
 
-def bitext_rows(path: Path) -> list[tuple[str, str]]:
-    """``(utterance, intent)`` rows of one Bitext CSV.
+def labelled_rows(path: Path, text_column: str, label_column: str,
+                  labels: tuple[str, ...] | None = None) -> list[tuple[str, str]]:
+    """``(text, label)`` rows of a CSV with those columns (only ``labels``' rows when given).
 
     Raises:
-        ValueError: the file lacks the ``utterance`` or ``intent`` column.
+        ValueError: the file lacks one of the columns.
     """
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
-        if not {"utterance", "intent"} <= set(reader.fieldnames or ()):
-            raise ValueError(f"{path.name}: expected columns utterance and intent, got {reader.fieldnames}")
-        return [(row["utterance"].strip(), row["intent"].strip()) for row in reader if row["utterance"].strip()]
+        if not {text_column, label_column} <= set(reader.fieldnames or ()):
+            raise ValueError(f"{path.name}: expected columns {text_column} and {label_column}, "
+                             f"got {reader.fieldnames}")
+        rows = [(row[text_column].strip(), row[label_column].strip()) for row in reader]
+    return [(text, label) for text, label in rows if text and (labels is None or label in labels)]
+
+
+def bitext_rows(path: Path) -> list[tuple[str, str]]:
+    """``(utterance, intent)`` rows of one Bitext CSV (ValueError: not one)."""
+    return labelled_rows(path, "utterance", "intent")
+
+
+def banking_rows(path: Path, intents: tuple[str, ...]) -> list[tuple[str, str]]:
+    """``(text, intent)`` rows of a BANKING77 CSV whose intent is one of ``intents`` (ValueError: not one)."""
+    return labelled_rows(path, "text", "category", intents)
 
 
 def few_shot_sample(rows: list[tuple[str, str]], per_intent: int, seed: int = SEED) -> list[tuple[str, str]]:
@@ -105,21 +118,6 @@ def few_shot_sample(rows: list[tuple[str, str]], per_intent: int, seed: int = SE
     for indexes in by_intent.values():
         chosen.update(rng.sample(indexes, min(per_intent, len(indexes))))
     return [row for index, row in enumerate(rows) if index in chosen]
-
-
-def banking_rows(path: Path, intents: tuple[str, ...]) -> list[tuple[str, str]]:
-    """``(text, intent)`` rows of a BANKING77 CSV whose intent is one of ``intents``.
-
-    Raises:
-        ValueError: the file lacks the ``text`` or ``category`` column.
-    """
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        if not {"text", "category"} <= set(reader.fieldnames or ()):
-            raise ValueError(f"{path.name}: expected columns text and category, got {reader.fieldnames}")
-        wanted = set(intents)
-        return [(row["text"].strip(), row["category"]) for row in reader
-                if row["category"] in wanted and row["text"].strip()]
 
 
 def _csv_bytes(rows: list[tuple[str, str]]) -> bytes:
