@@ -54,7 +54,6 @@ class ClassifierTrainArgs(TrainParams):
     parent_version: str | None = None
     checkpoint_dir: str | Path | None = None
     test_data: str | Path | list[Row] | None = None
-    dev_fraction: float = 0.1
     test_fraction: float = 0.1
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
