@@ -279,10 +279,11 @@ def train_classifier(
         return TrainResult(read_manifest_after(world, Path(args.output_dir)), Path(args.output_dir), run.history,
                            resumed_from)
     recipe: dict[str, Any] = {"adapter": adapter_config_record(model), "head_init": head_init}
-    dev = None
+    dev = run.best_dev()
     if args.wise_alpha < 1.0:  # WiSE-FT (ml.finetune.weight_averaging)
         recipe["weight_averaging"], dev = weight_average_and_refit(
-            model, tokenizer, task, split, labels, base_dir=base_dir, alpha=args.wise_alpha, seed=args.seed)
+            model, tokenizer, task, split, labels, base_dir=base_dir, alpha=args.wise_alpha, seed=args.seed,
+            fine_tuned_dev=dev)
     result = _finish(run_args, model, tokenizer, labels, split, data_hash, run.to_dict(), resumed_from, recipe, dev)
     if not args.keep_checkpoint:
         from ml.finetune import checkpoint as ckpt
@@ -309,17 +310,16 @@ def read_manifest_after(world: Any, out_dir: Path) -> Manifest:
 
 def _finish(args: ClassifierTrainArgs, model: torch.nn.Module, tokenizer: Any, labels: list[str],
             split: Split, data_hash: str, run: dict[str, Any], resumed_from: int,
-            recipe: dict[str, Any], dev: dict[str, Any] | None = None) -> TrainResult:
+            recipe: dict[str, Any], dev: dict[str, Any] | None) -> TrainResult:
     """Evaluates the final weights on the held-out rows and writes the artifact atomically
-    (``dev``: the final weights' dev report, when they are not the best epoch's)."""
+    (``dev``: the final weights' dev report, None without dev rows)."""
     from ml.finetune.peft_methods import is_adapter_method
 
     held_out, evaluated_on = (split.test, "test") if split.test else (split.dev, "dev")
     metrics, preds = report_on(model, tokenizer, held_out, labels, max_length=args.max_length,
                                batch_size=args.eval_batch_size)
     gold = [label for _, label in held_out]
-    best = next((h for h in run["history"] if h["epoch"] == run["best_epoch"]), None)
-    metrics["dev"] = dev if dev is not None else (best["dev"] if best and best["dev"] else {})
+    metrics["dev"] = dev or {}
     metrics["evaluated_on"] = evaluated_on
     majority = Counter(label for _, label in split.train).most_common(1)[0][0]
     metrics["majority_baseline_accuracy"] = (

@@ -74,6 +74,11 @@ class RunState:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def best_dev(self) -> dict[str, Any] | None:
+        """The dev report of the best epoch (the weights the run ends with), if it had dev rows."""
+        best = next((h for h in self.history if h["epoch"] == self.best_epoch), None)
+        return best["dev"] if best and best["dev"] else None
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunState:
         names = {f.name for f in fields(cls)}

@@ -65,7 +65,7 @@ def average_with_base(model: torch.nn.Module, base_dir: str | Path, alpha: float
 
 def weight_average_and_refit(
     model: torch.nn.Module, tokenizer: Any, task: Any, split: Split, labels: list[str], *,
-    base_dir: str | Path, alpha: float, seed: int,
+    base_dir: str | Path, alpha: float, seed: int, fine_tuned_dev: dict[str, Any] | None,
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """WiSE-FT at the end of a full fine-tune: average with the base, refit the head, score dev.
 
@@ -78,6 +78,7 @@ def weight_average_and_refit(
         base_dir: the encoder training started from.
         alpha: share of the fine-tuned weights.
         seed: seeds the head's fit.
+        fine_tuned_dev: the fine-tune's dev report (its best epoch's), None without dev rows.
 
     Returns:
         The manifest record (alpha, dev macro-F1 and held-out scores of the fine-tune before
@@ -87,8 +88,8 @@ def weight_average_and_refit(
     from ml.finetune.probe_head import init_head_from_probe
 
     args = task.args
-    before = task.evaluate(model)
-    record: dict[str, Any] = {"alpha": alpha, "dev_macro_f1_fine_tuned": before.score if before else None}
+    record: dict[str, Any] = {"alpha": alpha,
+                              "dev_macro_f1_fine_tuned": fine_tuned_dev["macro_f1"] if fine_tuned_dev else None}
     if split.test:
         report, _ = report_on(model, tokenizer, split.test, labels, max_length=args.max_length,
                               batch_size=args.eval_batch_size)
